@@ -1,0 +1,75 @@
+"""Argument validation shared by the public API.
+
+Every check raises ``ValueError`` naming the argument, the value it got and the allowed range, at the
+point where the bad value enters (DESIGN §3: errors say argument, value and range).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def check_int(name: str, value, *, low: int | None = None, high: int | None = None) -> int:
+  """Returns ``value`` as an int in ``[low, high]`` (either bound optional) or raises ValueError."""
+  if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__}).")
+  value = int(value)
+  if (low is not None and value < low) or (high is not None and value > high):
+    lo = "-inf" if low is None else str(low)
+    hi = "inf" if high is None else str(high)
+    raise ValueError(f"{name}={value} is out of range; allowed: [{lo}, {hi}].")
+  return value
+
+
+def check_float(name: str, value, *, low: float | None = None, high: float | None = None,
+                low_open: bool = False, high_open: bool = False) -> float:
+  """Returns ``value`` as a finite float inside the given (optionally open) interval."""
+  if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+    raise ValueError(f"{name} must be a finite real number, got {value!r}.")
+  value = float(value)
+  too_low = low is not None and (value <= low if low_open else value < low)
+  too_high = high is not None and (value >= high if high_open else value > high)
+  if too_low or too_high:
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    raise ValueError(f"{name}={value:g} is out of range; allowed: {'(' if low_open else '['}{lo}, "
+                     f"{hi}{')' if high_open else ']'}.")
+  return value
+
+
+def check_probability(name: str, value) -> float:
+  """A probability in [0, 1]."""
+  return check_float(name, value, low=0.0, high=1.0)
+
+
+def check_embeddings(name: str, value, *, num_examples: int | None = None) -> np.ndarray:
+  """Returns a float32 ``[N, D]`` host array; rejects wrong rank/dtype, non-finite rows, wrong N."""
+  try:
+    array = np.asarray(value)
+  except Exception as e:  # e.g. ragged lists
+    raise ValueError(f"{name} must be a float array of shape [N, D]; could not convert: {e}") from e
+  if array.ndim != 2:
+    raise ValueError(f"{name} must have rank 2 [N, D], got shape {array.shape}.")
+  if not (np.issubdtype(array.dtype, np.floating) or array.dtype == np.dtype("bfloat16")):
+    raise ValueError(f"{name} must have a floating dtype, got {array.dtype}.")
+  if array.shape[0] < 2 or array.shape[1] < 1:
+    raise ValueError(f"{name} must have N >= 2 rows and D >= 1 columns, got shape {array.shape}.")
+  if num_examples is not None and array.shape[0] != num_examples:
+    raise ValueError(f"{name} has N={array.shape[0]} rows but the sampler was built for "
+                     f"num_examples={num_examples}; allowed: exactly {num_examples}.")
+  array = array.astype(np.float32, copy=False)
+  finite = np.isfinite(array).all(axis=1)
+  if not finite.all():
+    bad = np.flatnonzero(~finite)
+    raise ValueError(f"{name} has {bad.size} non-finite row(s) (first: {bad[:5].tolist()}); "
+                     "allowed: finite values only.")
+  return array
+
+
+def check_choice(name: str, value, choices) -> str:
+  """A string among ``choices``."""
+  if value not in choices:
+    raise ValueError(f"{name}={value!r} is not supported; allowed: {', '.join(map(repr, choices))}.")
+  return value

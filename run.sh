@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine:
+#   ./run.sh          SimCLR on digits, uniform vs ProSampler, table + plot under runs/
+#   ./run.sh test     the test suite (what CI runs)
+#   ./run.sh python … run any command inside the project's environment
+set -euo pipefail
+cd "$(dirname "$0")"
+
+venv=.venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+stamp="$venv/.installed-$(cat requirements.txt constraints.txt pyproject.toml | sha1sum | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  "$venv/bin/python" -m pip install -q --upgrade pip
+  "$venv/bin/python" -m pip install -q -r requirements.txt -c constraints.txt
+  "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
+  touch "$stamp"
+fi
+
+# pynndescent: compile numba once per machine, and keep its threads from busy-waiting on small VMs.
+export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$HOME/.cache/prosampler_jax/numba}"
+export NUMBA_THREADING_LAYER="${NUMBA_THREADING_LAYER:-workqueue}"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+py="$venv/bin/python"
+
+case "${1:-}" in
+  "")     exec "$py" -m experiments.compare_samplers --workdir=runs/digits ;;
+  test)   shift; exec "$py" -m pytest -q "$@" ;;
+  python) shift; exec "$py" "$@" ;;
+  *)      echo "usage: ./run.sh [test [pytest args] | python ARGS…]" >&2; exit 2 ;;
+esac
