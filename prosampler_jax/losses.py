@@ -1,0 +1,195 @@
+"""Contrastive losses on raw embeddings: NT-Xent, debiased (DCL), hard-negative (HCL) and InfoNCE.
+
+Every loss L2-normalises its inputs, computes in float32 and in log space (stable at temperature 0.05),
+and returns the mean over unmasked anchors (DESIGN §3.1). ``mask`` (bool ``[B]``) removes items both
+as anchors and as negatives. With ``axis_name`` the call runs inside ``jax.shard_map`` on its local
+shard: candidates are all-gathered over that axis and the local anchors compared against the global
+batch, so value and gradient equal the unsharded loss on the concatenated global batch. The
+hyper-parameters are Python floats, static under ``jax.jit``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from prosampler_jax import _checks
+
+# L2 normalisation floor: z / max(|z|, eps) keeps all-zero rows (and their gradients) finite.
+_NORM_EPS = 1e-12
+# DCL/HCL: log(Σneg − τ⁺·N·pos) is evaluated with a relative gap of at least this (float32 noise level),
+# so its gradient stays finite; below it the N·e^(−1/t) clamp decides (or the value is already noise).
+_MIN_LOG_GAP = 1e-6
+
+
+class _Similarities(NamedTuple):
+  """Local anchors against the (global) candidates, with who is whose positive and negative."""
+  logits: jax.Array  # [A, C] float32, s(anchor, candidate) = a·c / t
+  positive: jax.Array  # [A, C] bool, exactly one True per row: the anchor's positive
+  negative: jax.Array  # [A, C] bool, the candidates of every other unmasked item
+  anchor: jax.Array  # [A] bool, the anchor's item is unmasked
+
+
+def nt_xent(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.5, mask: jax.Array | None = None,
+            axis_name: str | None = None) -> jax.Array:
+  """SimCLR's NT-Xent (Chen et al. 2020): ℓ = −log(pos / (pos + Σ_j neg_j)) over the 2B views."""
+  sim = _simclr_similarities(z1, z2, temperature, mask, axis_name)
+  return _mean_over_anchors(_cross_entropy(sim), sim.anchor, axis_name)
+
+
+def dcl(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.5, tau_plus: float = 0.1,
+        mask: jax.Array | None = None, axis_name: str | None = None) -> jax.Array:
+  """Debiased contrastive loss (Chuang et al. 2020): Ng = max((Σneg − τ⁺·N·pos)/(1 − τ⁺), N·e^(−1/t))."""
+  tau_plus = _checks.check_float("tau_plus", tau_plus, low=0.0, high=1.0, high_open=True)
+  sim = _simclr_similarities(z1, z2, temperature, mask, axis_name)
+  per_anchor = _debiased(sim, temperature=temperature, tau_plus=tau_plus, beta=0.0)
+  return _mean_over_anchors(per_anchor, sim.anchor, axis_name)
+
+
+def hcl(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.5, tau_plus: float = 0.1,
+        beta: float = 1.0, mask: jax.Array | None = None, axis_name: str | None = None) -> jax.Array:
+  """Hard-negative loss (Robinson et al. 2021): DCL with negatives reweighted by w_j = e^(β·s_j)."""
+  tau_plus = _checks.check_float("tau_plus", tau_plus, low=0.0, high=1.0, high_open=True)
+  beta = _checks.check_float("beta", beta, low=0.0)
+  sim = _simclr_similarities(z1, z2, temperature, mask, axis_name)
+  per_anchor = _debiased(sim, temperature=temperature, tau_plus=tau_plus, beta=beta)
+  return _mean_over_anchors(per_anchor, sim.anchor, axis_name)
+
+
+def info_nce(q: jax.Array, k: jax.Array, *, temperature: float = 0.05, mask: jax.Array | None = None,
+             axis_name: str | None = None) -> jax.Array:
+  """SimCSE's InfoNCE (Gao et al. 2021): cross-entropy of row i of s(q, k) against label i."""
+  temperature = _checks.check_float("temperature", temperature, low=0.0, low_open=True)
+  q, k = _check_pair("q", q, "k", k)
+  mask = _check_mask(mask, q.shape[0])
+  sim = _similarities((q,), (k,), (0,), mask, temperature, axis_name)
+  return _mean_over_anchors(_cross_entropy(sim), sim.anchor, axis_name)
+
+
+def _simclr_similarities(z1, z2, temperature, mask, axis_name) -> _Similarities:
+  """2B anchors {u_i, v_i}: the positive of u_i is v_i and vice versa; negatives are other items' views."""
+  temperature = _checks.check_float("temperature", temperature, low=0.0, low_open=True)
+  z1, z2 = _check_pair("z1", z1, "z2", z2)
+  mask = _check_mask(mask, z1.shape[0])
+  return _similarities((z1, z2), (z1, z2), (1, 0), mask, temperature, axis_name)
+
+
+def _similarities(anchor_views: Sequence[jax.Array], candidate_views: Sequence[jax.Array],
+                  positive_view: Sequence[int], mask: jax.Array | None, temperature: float,
+                  axis_name: str | None) -> _Similarities:
+  """The shared core: normalised local anchor views against all candidate views of the global batch.
+
+  Anchor view ``a`` of item i has its positive in candidate view ``positive_view[a]`` of the same item;
+  its negatives are all candidate views of every other unmasked item.
+  """
+  batch = anchor_views[0].shape[0]
+  anchor_views = [_normalize(z) for z in anchor_views]
+  candidate_views = [_normalize(z) for z in candidate_views]
+  anchor_mask = jnp.ones((batch,), bool) if mask is None else mask
+  candidate_mask = anchor_mask
+  offset = 0
+  if axis_name is not None:
+    candidate_views = [jax.lax.all_gather(z, axis_name, tiled=True) for z in candidate_views]
+    if mask is not None:
+      candidate_mask = jax.lax.all_gather(mask, axis_name, tiled=True)
+    offset = jax.lax.axis_index(axis_name) * batch
+  total = candidate_views[0].shape[0]
+  if mask is None:
+    candidate_mask = jnp.ones((total,), bool)
+
+  anchors = jnp.concatenate(anchor_views)
+  candidates = jnp.concatenate(candidate_views)
+  # HIGHEST: accelerators may otherwise run float32 matmuls in bf16/TF32, too coarse at t = 0.05.
+  logits = jnp.matmul(anchors, candidates.T, precision=jax.lax.Precision.HIGHEST) / temperature
+
+  num_anchor_views, num_candidate_views = len(anchor_views), len(candidate_views)
+  anchor_item = jnp.tile(offset + jnp.arange(batch), num_anchor_views)
+  candidate_item = jnp.tile(jnp.arange(total), num_candidate_views)
+  same_item = anchor_item[:, None] == candidate_item[None, :]
+  wanted_view = np.repeat(np.asarray(positive_view), batch)  # static, [A]
+  candidate_view = np.repeat(np.arange(num_candidate_views), total)  # static, [C]
+  positive = same_item & (wanted_view[:, None] == candidate_view[None, :])
+  negative = ~same_item & jnp.tile(candidate_mask, num_candidate_views)[None, :]
+  return _Similarities(logits, positive, negative, jnp.tile(anchor_mask, num_anchor_views))
+
+
+def _cross_entropy(sim: _Similarities) -> jax.Array:
+  """Per anchor −log(pos / (pos + Σ_j neg_j)) = logsumexp(s⁺, s_j) − s⁺."""
+  s_pos = jnp.sum(jnp.where(sim.positive, sim.logits, 0.0), axis=-1)
+  return _logsumexp(sim.logits, sim.positive | sim.negative) - s_pos
+
+
+def _debiased(sim: _Similarities, *, temperature: float, tau_plus: float, beta: float) -> jax.Array:
+  """Per anchor −log(pos / (pos + Ng)) with the DCL/HCL negative estimate Ng, all in log space."""
+  s_pos = jnp.sum(jnp.where(sim.positive, sim.logits, 0.0), axis=-1)
+  num_neg = jnp.sum(sim.negative, axis=-1).astype(jnp.float32)
+  has_neg = num_neg > 0
+  log_n = jnp.log(jnp.maximum(num_neg, 1.0))
+  if beta == 0.0:  # log R = log Σ_j neg_j
+    log_r = _logsumexp(sim.logits, sim.negative)
+  else:  # log R = log Σ_j w_j·neg_j − log mean_j w_j, with w_j = e^(β·s_j)
+    log_r = (_logsumexp((1.0 + beta) * sim.logits, sim.negative)
+             - _logsumexp(beta * sim.logits, sim.negative) + log_n)
+  log_ng = log_r
+  if tau_plus > 0.0:
+    # log(R − τ⁺·N·pos) = log R + log(1 − e^gap), gap = log(τ⁺·N·pos) − log R; gap ≥ 0 means the
+    # difference is not positive and the clamp below decides, so gap is capped to keep log finite.
+    gap = jnp.minimum(s_pos + math.log(tau_plus) + log_n - log_r, -_MIN_LOG_GAP)
+    log_ng = log_r + jnp.log(-jnp.expm1(gap))
+  log_ng = jnp.maximum(log_ng - math.log1p(-tau_plus), log_n - 1.0 / temperature)
+  # −log(pos / (pos + Ng)) = softplus(log Ng − s⁺); without negatives (N = 0) Ng = 0 and ℓ = 0.
+  return jnp.where(has_neg, jax.nn.softplus(log_ng - s_pos), 0.0)
+
+
+def _logsumexp(x: jax.Array, where: jax.Array) -> jax.Array:
+  """Row-wise logsumexp over the entries in ``where``; rows without entries give 0 (callers mask them)."""
+  x = jnp.where(where, x, -jnp.inf)
+  shift = jax.lax.stop_gradient(jnp.max(x, axis=-1, keepdims=True))
+  shift = jnp.where(jnp.isfinite(shift), shift, 0.0)
+  total = jnp.sum(jnp.where(where, jnp.exp(x - shift), 0.0), axis=-1)
+  return jnp.log(jnp.where(total > 0, total, 1.0)) + shift[..., 0]
+
+
+def _mean_over_anchors(per_anchor: jax.Array, anchor: jax.Array, axis_name: str | None) -> jax.Array:
+  """Mean over the (global) unmasked anchors; 0 when every item is masked."""
+  total = jnp.sum(jnp.where(anchor, per_anchor, 0.0))
+  count = jnp.sum(anchor).astype(jnp.float32)
+  if axis_name is not None:
+    total, count = jax.lax.psum((total, count), axis_name)
+  return total / jnp.maximum(count, 1.0)
+
+
+def _normalize(z: jax.Array) -> jax.Array:
+  """z / max(‖z‖, eps) in float32."""
+  z = z.astype(jnp.float32)
+  return z * jax.lax.rsqrt(jnp.maximum(jnp.sum(z * z, axis=-1, keepdims=True), _NORM_EPS**2))
+
+
+def _check_pair(name1: str, z1, name2: str, z2) -> tuple[jax.Array, jax.Array]:
+  """Two rank-2 ``[B, D]`` embedding arrays of the same shape (static checks, fine under jit)."""
+  z1, z2 = jnp.asarray(z1), jnp.asarray(z2)
+  for name, z in ((name1, z1), (name2, z2)):
+    if z.ndim != 2:
+      raise ValueError(f"{name} must have rank 2 [B, D], got shape {z.shape}; allowed: rank 2.")
+    if z.shape[0] < 1 or z.shape[1] < 1:
+      raise ValueError(f"{name} must have B >= 1 rows and D >= 1 columns, got shape {z.shape}.")
+  if z1.shape != z2.shape:
+    raise ValueError(f"{name2} has shape {z2.shape} but {name1} has shape {z1.shape}; allowed: "
+                     f"the same shape {z1.shape}.")
+  return z1, z2
+
+
+def _check_mask(mask, batch: int) -> jax.Array | None:
+  """``None`` or a bool ``[B]`` array."""
+  if mask is None:
+    return None
+  mask = jnp.asarray(mask)
+  if mask.shape != (batch,):
+    raise ValueError(f"mask has shape {mask.shape}; allowed: ({batch},), one entry per item.")
+  if mask.dtype != jnp.bool_:
+    raise ValueError(f"mask has dtype {mask.dtype}; allowed: bool.")
+  return mask

@@ -1,0 +1,297 @@
+"""Tests for prosampler_jax.losses against a float64 NumPy transcription of DESIGN §3.1."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from prosampler_jax import losses
+
+SIMCLR_FAMILY = ("nt_xent", "dcl", "hcl")
+ALL_LOSSES = SIMCLR_FAMILY + ("info_nce",)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reference: a direct float64 transcription of the DESIGN definitions, one anchor at a time.
+
+
+def _ref_normalize(z):
+  z = np.asarray(z, np.float64)
+  return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+
+def _ref_simclr(z1, z2, temperature, kind, tau_plus=0.1, beta=1.0, mask=None, stats=None):
+  """Mean over the 2B anchors {u_i, v_i} of −log(pos / (pos + Ng)), Ng per nt_xent / dcl / hcl."""
+  u, v = _ref_normalize(z1), _ref_normalize(z2)
+  keep = np.ones(len(u), bool) if mask is None else np.asarray(mask, bool)
+  items = np.flatnonzero(keep)
+  per_anchor = []
+  for i in items:
+    for anchor, positive in ((u[i], v[i]), (v[i], u[i])):
+      negatives = [x for j in items if j != i for x in (u[j], v[j])]
+      n = len(negatives)
+      s = np.array([anchor @ x for x in negatives]) / temperature
+      pos = np.exp(anchor @ positive / temperature)
+      neg = np.exp(s)
+      if kind == "nt_xent":
+        ng = neg.sum()
+      else:
+        w = np.exp(beta * s) if kind == "hcl" else np.ones(n)
+        r = (w * neg).sum() / w.mean() if n else 0.0
+        debiased = (r - tau_plus * n * pos) / (1 - tau_plus)
+        floor = n * np.exp(-1 / temperature)
+        if stats is not None:
+          stats["clamped" if floor > debiased else "unclamped"] += 1
+        ng = max(debiased, floor)
+      per_anchor.append(-np.log(pos / (pos + ng)))
+  return float(np.mean(per_anchor)) if per_anchor else 0.0
+
+
+def _ref_info_nce(q, k, temperature, mask=None):
+  """Mean over anchors q_i of the cross-entropy of row i of s(q, k) against label i."""
+  q, k = _ref_normalize(q), _ref_normalize(k)
+  keep = np.ones(len(q), bool) if mask is None else np.asarray(mask, bool)
+  items = np.flatnonzero(keep)
+  per_anchor = []
+  for i in items:
+    logits = np.array([q[i] @ k[j] for j in items]) / temperature
+    target = q[i] @ k[i] / temperature
+    per_anchor.append(np.log(np.exp(logits).sum()) - target)
+  return float(np.mean(per_anchor)) if per_anchor else 0.0
+
+
+def _reference(name, z1, z2, temperature, mask=None, **kwargs):
+  if name == "info_nce":
+    return _ref_info_nce(z1, z2, temperature, mask)
+  return _ref_simclr(z1, z2, temperature, name, mask=mask, **kwargs)
+
+
+def _views(batch, dim, seed, noise=0.5):
+  """Two correlated views: z2 = z1 + noise (positives more similar than negatives)."""
+  rng = np.random.default_rng(seed)
+  z1 = rng.normal(size=(batch, dim)).astype(np.float32)
+  z2 = (z1 + noise * rng.normal(size=(batch, dim))).astype(np.float32)
+  return z1, z2
+
+
+# ---------------------------------------------------------------------------------------------------
+# Values.
+
+
+@pytest.mark.parametrize("temperature", [0.05, 0.1, 0.5])
+@pytest.mark.parametrize("dim", [3, 32])
+@pytest.mark.parametrize("batch", [2, 5, 16])
+def test_matches_float64_reference(batch, dim, temperature):
+  z1, z2 = _views(batch, dim, seed=batch * 100 + dim)
+  for name in ALL_LOSSES:
+    got = getattr(losses, name)(z1, z2, temperature=temperature)
+    assert got.dtype == jnp.float32 and got.shape == ()
+    want = _reference(name, z1, z2, temperature)
+    np.testing.assert_allclose(float(got), want, rtol=1e-5, atol=5e-5, err_msg=name)
+  # β = 0 turns HCL's reweighting off: it is DCL.
+  np.testing.assert_allclose(
+      float(losses.hcl(z1, z2, temperature=temperature, beta=0.0)),
+      float(losses.dcl(z1, z2, temperature=temperature)), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("tau_plus, beta", [(0.0, 0.5), (0.3, 2.0), (0.9, 1.0)])
+def test_dcl_hcl_hyperparameters_and_both_clamp_branches(tau_plus, beta):
+  # Mixed data: some items' views nearly coincide (Σneg − τ⁺·N·pos < N·e^(−1/t): clamped), others
+  # are unrelated (not clamped); at t = 0.2 both branches of the max occur in one batch.
+  rng = np.random.default_rng(7)
+  z1 = rng.normal(size=(16, 32)).astype(np.float32)
+  z2 = rng.normal(size=(16, 32)).astype(np.float32)
+  z2[:8] = z1[:8] + 0.05 * rng.normal(size=(8, 32)).astype(np.float32)
+  stats = {"clamped": 0, "unclamped": 0}
+  for name in ("dcl", "hcl"):
+    kwargs = {"beta": beta} if name == "hcl" else {}
+    got = getattr(losses, name)(z1, z2, temperature=0.2, tau_plus=tau_plus, **kwargs)
+    want = _ref_simclr(z1, z2, 0.2, name, tau_plus=tau_plus, beta=beta, stats=stats)
+    np.testing.assert_allclose(float(got), want, rtol=1e-5, atol=5e-5, err_msg=name)
+  if tau_plus > 0:
+    assert stats["clamped"] > 0 and stats["unclamped"] > 0, stats
+
+
+def test_log_space_beyond_float32_exp_range():
+  # t = 0.01: e^(s/t) reaches e^100 (HCL: e^200), past float32's e^88; only log space survives.
+  z1, z2 = _views(16, 32, seed=13, noise=0.05)
+  for name in ALL_LOSSES:
+    value, grads = _loss_and_grads(name, z1, z2, temperature=0.01)
+    want = _reference(name, z1, z2, 0.01)
+    np.testing.assert_allclose(float(value), want, rtol=1e-4, atol=1e-4, err_msg=name)
+    assert all(np.all(np.isfinite(np.asarray(g))) for g in grads), name
+
+
+def test_jit_matches_eager_and_accepts_bfloat16():
+  z1, z2 = _views(5, 32, seed=3)
+  for name in ALL_LOSSES:
+    fn = functools.partial(getattr(losses, name), temperature=0.05)
+    eager = fn(z1, z2)
+    np.testing.assert_allclose(float(jax.jit(fn)(z1, z2)), float(eager), rtol=1e-6)
+    b1, b2 = jnp.asarray(z1, jnp.bfloat16), jnp.asarray(z2, jnp.bfloat16)
+    got = fn(b1, b2)
+    assert got.dtype == jnp.float32
+    # Computed in float32 from the bf16-rounded inputs.
+    want = _reference(name, np.asarray(b1, np.float32), np.asarray(b2, np.float32), 0.05)
+    np.testing.assert_allclose(float(got), want, rtol=1e-5, atol=5e-5, err_msg=name)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Gradients.
+
+
+def _loss_and_grads(name, z1, z2, **kwargs):
+  return jax.value_and_grad(functools.partial(getattr(losses, name), **kwargs), argnums=(0, 1))(z1, z2)
+
+
+@pytest.mark.parametrize("name", ALL_LOSSES)
+def test_gradients_finite_at_low_temperature_with_near_duplicates(name):
+  rng = np.random.default_rng(11)
+  z1 = rng.normal(size=(16, 32)).astype(np.float32)
+  z1[1] = z1[0]  # two items with identical embeddings (a false negative at distance 0)
+  z1[2] = 0.0  # an all-zero row (normalisation eps)
+  z2 = (z1 + 1e-4 * rng.normal(size=z1.shape)).astype(np.float32)
+  z2[3] = z1[3]  # exact positive pair
+  mask = np.ones(16, bool)
+  mask[5] = False
+  for kwargs in ({}, {"mask": mask}):
+    value, grads = _loss_and_grads(name, z1, z2, temperature=0.05, **kwargs)
+    assert np.isfinite(float(value))
+    for g in grads:
+      assert np.all(np.isfinite(np.asarray(g))), (name, kwargs)
+  # bf16 inputs give finite bf16 gradients too.
+  _, grads = _loss_and_grads(name, jnp.asarray(z1, jnp.bfloat16), jnp.asarray(z2, jnp.bfloat16),
+                             temperature=0.05)
+  assert all(g.dtype == jnp.bfloat16 and np.all(np.isfinite(np.asarray(g, np.float32))) for g in grads)
+
+
+@pytest.mark.parametrize("name", ALL_LOSSES)
+def test_gradient_matches_finite_differences(name):
+  z1, z2 = _views(5, 3, seed=21)
+  fn = functools.partial(getattr(losses, name), temperature=0.5)
+  _, (g1, g2) = jax.value_and_grad(fn, argnums=(0, 1))(z1, z2)
+  rng = np.random.default_rng(22)
+  d1, d2 = rng.normal(size=z1.shape), rng.normal(size=z2.shape)
+  h = 1e-2
+  numeric = (float(fn(z1 + h * d1, z2 + h * d2)) - float(fn(z1 - h * d1, z2 - h * d2))) / (2 * h)
+  analytic = float(np.sum(np.asarray(g1) * d1) + np.sum(np.asarray(g2) * d2))
+  np.testing.assert_allclose(analytic, numeric, rtol=1e-2, atol=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Masking.
+
+
+@pytest.mark.parametrize("name", ALL_LOSSES)
+def test_mask_equals_dropping_the_rows(name):
+  z1, z2 = _views(5, 3, seed=5)
+  mask = np.array([False, True, False, True, False])  # k = 3 masked rows
+  fn = getattr(losses, name)
+  masked = float(fn(z1, z2, temperature=0.1, mask=mask))
+  dropped = float(fn(z1[mask], z2[mask], temperature=0.1))
+  np.testing.assert_allclose(masked, dropped, rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(masked, _reference(name, z1, z2, 0.1, mask=mask), rtol=1e-5, atol=5e-5)
+  # Masked rows receive no gradient.
+  _, grads = _loss_and_grads(name, z1, z2, temperature=0.1, mask=mask)
+  for g in grads:
+    assert np.all(np.asarray(g)[~mask] == 0)
+
+
+@pytest.mark.parametrize("name", ALL_LOSSES)
+def test_all_masked_is_zero_and_single_item_is_finite(name):
+  z1, z2 = _views(5, 3, seed=9)
+  value, grads = _loss_and_grads(name, z1, z2, temperature=0.05, mask=np.zeros(5, bool))
+  assert float(value) == 0.0
+  assert all(np.all(np.asarray(g) == 0) for g in grads)
+  # One unmasked item: no negatives at all (N = 0).
+  one = np.array([False, True, False, False, False])
+  value, grads = _loss_and_grads(name, z1, z2, temperature=0.05, mask=one)
+  np.testing.assert_allclose(float(value), _reference(name, z1, z2, 0.05, mask=one), atol=1e-6)
+  assert all(np.all(np.isfinite(np.asarray(g))) for g in grads)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sharded: shard_map over 4 simulated CPU devices equals the unsharded loss (value and gradient).
+
+
+@pytest.fixture(scope="module")
+def mesh():
+  if jax.device_count() < 4:
+    pytest.fail("tests/conftest.py should provide 4 simulated CPU devices")
+  return jax.make_mesh((4,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,))
+
+
+@pytest.mark.parametrize("use_mask", [False, True])
+@pytest.mark.parametrize("name", ALL_LOSSES)
+def test_shard_map_matches_unsharded(mesh, name, use_mask):
+  z1, z2 = _views(16, 3, seed=31)
+  mask = np.ones(16, bool)
+  if use_mask:
+    mask[[1, 4, 5, 6, 7, 14]] = False  # uneven per shard; shard 1 (items 4-7) is entirely masked
+  fn = functools.partial(getattr(losses, name), temperature=0.1)
+
+  def local(a, b, m):
+    return fn(a, b, mask=m if use_mask else None, axis_name="data")
+
+  sharded = jax.shard_map(local, mesh=mesh, in_specs=P("data"), out_specs=P())
+  put = functools.partial(jax.device_put, device=NamedSharding(mesh, P("data")))
+  value, grads = jax.jit(jax.value_and_grad(sharded, argnums=(0, 1)))(put(z1), put(z2), put(mask))
+  want_value, want_grads = jax.value_and_grad(
+      lambda a, b: fn(a, b, mask=mask if use_mask else None), argnums=(0, 1))(z1, z2)
+  np.testing.assert_allclose(float(value), float(want_value), rtol=1e-5, atol=1e-5)
+  for got, want in zip(grads, want_grads):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Bad input.
+
+
+@pytest.mark.parametrize("name", ALL_LOSSES)
+@pytest.mark.parametrize("temperature", [0.0, -0.5, float("nan")])
+def test_rejects_bad_temperature(name, temperature):
+  z1, z2 = _views(3, 2, seed=0)
+  with pytest.raises(ValueError, match="temperature"):
+    getattr(losses, name)(z1, z2, temperature=temperature)
+
+
+@pytest.mark.parametrize("name", ["dcl", "hcl"])
+@pytest.mark.parametrize("tau_plus", [-0.1, 1.0, 1.5])
+def test_rejects_bad_tau_plus(name, tau_plus):
+  z1, z2 = _views(3, 2, seed=0)
+  with pytest.raises(ValueError, match="tau_plus"):
+    getattr(losses, name)(z1, z2, tau_plus=tau_plus)
+
+
+def test_rejects_bad_beta():
+  z1, z2 = _views(3, 2, seed=0)
+  with pytest.raises(ValueError, match="beta"):
+    losses.hcl(z1, z2, beta=-1.0)
+
+
+@pytest.mark.parametrize("name", ALL_LOSSES)
+def test_rejects_bad_shapes(name):
+  fn = getattr(losses, name)
+  first, second = ("q", "k") if name == "info_nce" else ("z1", "z2")
+  z1, z2 = _views(4, 3, seed=0)
+  with pytest.raises(ValueError, match=first):
+    fn(z1[0], z2)  # rank 1
+  with pytest.raises(ValueError, match=second):
+    fn(z1, z2[None])  # rank 3
+  with pytest.raises(ValueError, match=second):
+    fn(z1, z2[:3])  # different B
+  with pytest.raises(ValueError, match=second):
+    fn(z1, z2[:, :2])  # different D
+  with pytest.raises(ValueError, match="mask"):
+    fn(z1, z2, mask=np.ones(3, bool))
+  with pytest.raises(ValueError, match="mask"):
+    fn(z1, z2, mask=np.ones(4, np.int32))
+  # The checks use static shapes, so they also fire under jit.
+  with pytest.raises(ValueError, match=second):
+    jax.jit(fn)(z1, z2[:3])
