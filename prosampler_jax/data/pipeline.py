@@ -1,0 +1,167 @@
+"""tf.data pipelines built from the sampler's index array (one per refresh window) and for evaluation.
+
+Images stay in the source's NumPy array: each batch row is gathered with one ``tf.numpy_function``
+call, so no copy of the dataset enters the TF graph (a captured multi-GB tensor would be copied on
+every pipeline build, and a graph constant is limited to 2 GB). Augmentation seeds are a pure function
+of (seed, window, row, column, view), so ``start_batch=k`` reproduces elements k, k+1, … exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from prosampler_jax import _checks
+from prosampler_jax.data import augment as augment_lib
+from prosampler_jax.data import images as images_lib
+
+_MAX_SEED = 2**63 - 1
+_EVAL_RESIZE_RATIO = 256 / 224  # Shorter side to 256, then a 224 centre crop (standard ImageNet eval).
+
+
+def pretrain_dataset(source: images_lib.ImageSource, batches, *, seed: int, window: int,
+                     augment: augment_lib.AugmentConfig, process_index: int = 0,
+                     process_count: int = 1, start_batch: int = 0) -> tf.data.Dataset:
+  """Two augmented views of every item of ``batches`` (int ``[num_batches, B]``), batch by batch.
+
+  Yields ``{"view1", "view2": float32 [B_local, H, W, C] normalised, "index": int32 [B_local]}`` in the
+  order of ``batches``; this process takes columns ``[process_index·B_local, (process_index+1)·B_local)``
+  with ``B_local = B / process_count``; elements start at row ``start_batch`` (resume mid-window).
+  """
+  if not isinstance(source, images_lib.ImageSource):
+    raise ValueError(f"source must be an ImageSource, got {type(source).__name__}.")
+  if not isinstance(augment, augment_lib.AugmentConfig):
+    raise ValueError(f"augment must be an AugmentConfig, got {type(augment).__name__}.")
+  batches = _check_batches(batches, len(source))
+  seed = _checks.check_int("seed", seed, low=0, high=_MAX_SEED)
+  window = _checks.check_int("window", window, low=0, high=_MAX_SEED)
+  process_count = _checks.check_int("process_count", process_count, low=1)
+  process_index = _checks.check_int("process_index", process_index, low=0, high=process_count - 1)
+  num_batches, batch_size = batches.shape
+  if batch_size % process_count:
+    raise ValueError(f"batch size {batch_size} (batches.shape[1]) is not divisible by "
+                     f"process_count={process_count}; allowed: a multiple of process_count.")
+  start_batch = _checks.check_int("start_batch", start_batch, low=0, high=num_batches)
+  images_lib.hide_gpus_from_tensorflow()
+
+  local_size = batch_size // process_count
+  columns = np.arange(process_index * local_size, (process_index + 1) * local_size, dtype=np.int64)
+  rows = np.arange(start_batch, num_batches, dtype=np.int64)
+  height, width, channels = source.image_shape
+  mean, std = _normalizer(source)
+  base_seed = tf.constant([seed, window], tf.int64)
+
+  def gather_row(row, index):
+    return {"image": _gather(source, index, local_size), "index": index,
+            "row": tf.fill([local_size], row), "column": tf.constant(columns)}
+
+  def make_views(example):
+    image = example["image"]
+    if source.encoded:
+      image = tf.io.decode_image(image, channels=channels, expand_animations=False)
+      image = tf.ensure_shape(image, (None, None, channels))
+    fold = tf.random.experimental.stateless_fold_in
+    item_seed = fold(fold(base_seed, example["row"]), example["column"])
+    views = [augment_lib.augment_image(image, fold(item_seed, tf.constant(view, tf.int64)),
+                                       config=augment, out_size=(height, width))
+             for view in (0, 1)]
+    return {"view1": (views[0] - mean) / std, "view2": (views[1] - mean) / std,
+            "index": example["index"]}
+
+  ds = tf.data.Dataset.from_tensor_slices((rows, batches[start_batch:, columns]))
+  ds = ds.map(gather_row, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.unbatch()
+  ds = ds.map(make_views, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.batch(local_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+  return ds.with_options(_deterministic_options())
+
+
+def eval_dataset(source: images_lib.ImageSource, *, batch_size: int) -> tf.data.Dataset:
+  """The whole source in order, un-augmented, in batches padded to ``batch_size`` with ``mask`` False.
+
+  Yields ``{"image": float32 [batch_size, H, W, C] normalised, "label": int32 (-1 on padding),
+  "mask": bool}``. Encoded images: shorter side resized to 256/224·H, then a centre crop to (H, W).
+  """
+  if not isinstance(source, images_lib.ImageSource):
+    raise ValueError(f"source must be an ImageSource, got {type(source).__name__}.")
+  batch_size = _checks.check_int("batch_size", batch_size, low=1)
+  images_lib.hide_gpus_from_tensorflow()
+  num_items = len(source)
+  num_padded = -(-num_items // batch_size) * batch_size
+  index = np.arange(num_padded, dtype=np.int32)
+  mask = index < num_items
+  index[~mask] = 0
+  labels = np.where(mask, source.labels[index], -1).astype(np.int32)
+  height, width, _ = source.image_shape
+  resize = not source.encoded and tuple(source.images.shape[1:3]) != (height, width)
+  mean, std = _normalizer(source)
+
+  def gather_batch(index, label, mask):
+    return {"image": _gather(source, index, batch_size), "label": label, "mask": mask}
+
+  def preprocess(image):
+    if source.encoded:
+      image = _resize_and_center_crop(image, source.image_shape)
+    else:
+      image = tf.image.convert_image_dtype(image, tf.float32)
+      if resize:
+        image = tf.image.resize(image, (height, width), method="bilinear", antialias=True)
+    return (tf.clip_by_value(image, 0.0, 1.0) - mean) / std
+
+  ds = tf.data.Dataset.from_tensor_slices((index, labels, mask)).batch(batch_size)
+  ds = ds.map(gather_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if source.encoded:  # Decoding is per image: unbatch, decode in parallel, batch again.
+    ds = ds.unbatch().map(lambda ex: {**ex, "image": preprocess(ex["image"])},
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=True)
+  else:
+    ds = ds.map(lambda ex: {**ex, "image": preprocess(ex["image"])},
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.prefetch(tf.data.AUTOTUNE).with_options(_deterministic_options())
+
+
+def _check_batches(batches, num_items: int) -> np.ndarray:
+  """The sampler's index array as int32 ``[num_batches, B]`` with every index in ``[0, N)``."""
+  array = np.asarray(batches)
+  if array.ndim != 2 or array.shape[1] < 1:
+    raise ValueError(f"batches must have shape [num_batches, batch_size >= 1], got {array.shape}.")
+  if array.size and not np.issubdtype(array.dtype, np.integer):
+    raise ValueError(f"batches must hold integer indices, got dtype {array.dtype}.")
+  if array.size and (array.min() < 0 or array.max() >= num_items):
+    raise ValueError(f"batches holds indices in [{array.min()}, {array.max()}]; allowed: "
+                     f"[0, {num_items - 1}] (the source has {num_items} items).")
+  return array.astype(np.int32)
+
+
+def _gather(source: images_lib.ImageSource, index: tf.Tensor, count: int) -> tf.Tensor:
+  """``source.images[index]`` read from host memory by NumPy (no copy of the dataset into TF)."""
+  take = lambda i: source.images[i]
+  if source.encoded:
+    return tf.ensure_shape(tf.numpy_function(take, [index], tf.string, stateful=False), (count,))
+  shape = (count, *source.images.shape[1:])
+  return tf.ensure_shape(tf.numpy_function(take, [index], tf.uint8, stateful=False), shape)
+
+
+def _normalizer(source: images_lib.ImageSource) -> tuple[tf.Tensor, tf.Tensor]:
+  """Per-channel mean and std as float32 tensors broadcasting over ``[..., C]``."""
+  return tf.constant(source.mean, tf.float32), tf.constant(source.std, tf.float32)
+
+
+def _resize_and_center_crop(encoded: tf.Tensor, image_shape: tuple[int, int, int]) -> tf.Tensor:
+  """Decodes, resizes the shorter side to ``256/224·H`` and centre-crops to ``(H, W)``; float [0, 1]."""
+  height, width, channels = image_shape
+  image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+  image = tf.ensure_shape(image, (None, None, channels))
+  image = tf.image.convert_image_dtype(image, tf.float32)
+  shape = tf.cast(tf.shape(image)[:2], tf.float32)
+  target = max(round(height * _EVAL_RESIZE_RATIO), height, width)
+  scaled = tf.cast(tf.round(shape * (target / tf.reduce_min(shape))), tf.int32)
+  image = tf.image.resize(image, scaled, method="bilinear", antialias=True)
+  return tf.ensure_shape(tf.image.resize_with_crop_or_pad(image, height, width),
+                         (height, width, channels))
+
+
+def _deterministic_options() -> tf.data.Options:
+  options = tf.data.Options()
+  options.deterministic = True
+  return options
