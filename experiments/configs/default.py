@@ -1,0 +1,66 @@
+"""Defaults shared by every config; each experiment config imports this and changes a few fields.
+
+Not meant to be launched by itself (it has no dataset-specific model or sizes); see simclr_*.py.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """The keys every run has; see the per-experiment configs for values that matter."""
+  config = ml_collections.ConfigDict()
+  config.task = "simclr"
+  config.dataset = "digits"
+  config.data_dir = ""            # tfds data_dir; "" means tfds' default (~/tensorflow_datasets)
+  config.seed = 0
+  config.num_epochs = 100
+  config.batch_size = 256         # global batch B (split over all devices)
+  config.eval_batch_size = 512
+
+  config.model = ml_collections.ConfigDict()
+  config.model.encoder = "resnet18"   # small_cnn | resnet18 | resnet50
+  config.model.cifar_stem = False
+  config.model.width = 0              # 0: the encoder's default width
+  config.model.projection_dim = 128
+  config.model.projection_hidden = 0  # 0: same as the encoder's feature size
+  config.model.dtype = "float32"      # compute dtype: bfloat16 on accelerators
+
+  config.loss = ml_collections.ConfigDict()
+  config.loss.name = "nt_xent"        # nt_xent | dcl | hcl
+  config.loss.temperature = 0.5
+  config.loss.tau_plus = 0.1          # dcl, hcl: class prior τ⁺
+  config.loss.beta = 1.0              # hcl: hardness β
+
+  config.sampler = ml_collections.ConfigDict()
+  config.sampler.name = "proximity"   # uniform | proximity | knn | tail
+  config.sampler.num_neighbors = 100  # K
+  config.sampler.num_candidates = 1000  # M
+  config.sampler.restart_prob = 0.2   # α
+  config.sampler.restart_decay = 0.0  # reference: 0.02 per epoch down to min_restart_prob (off here)
+  config.sampler.min_restart_prob = 0.05
+  config.sampler.graph_backend = "candidates"
+  config.sampler.quantile = ml_collections.config_dict.placeholder(float)  # tail; None: keep ≈ N·B edges
+  config.sampler.refresh_steps = 0    # t; 0: once per epoch
+  config.sampler.warmup_epochs = 1    # uniform epochs that fill the bank first
+  config.sampler.lookahead_steps = 2  # sample the next window this many steps early, in the background
+
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.name = "adam"      # adam | lars | sgd
+  config.optimizer.learning_rate = 1e-3
+  config.optimizer.weight_decay = 1e-6
+  config.optimizer.schedule = "constant"  # constant | cosine
+  config.optimizer.warmup_steps = 0
+
+  config.augment = ml_collections.ConfigDict()  # overrides of data.augment_config_for(dataset)
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.knn_k = 200
+  config.eval.knn_temperature = 0.5
+  config.eval.linear_epochs = 100
+  config.knn_every_epochs = 1         # 0: only at the end
+
+  config.log_every_steps = 50
+  config.checkpoint_every_steps = 1000
+  config.keep_checkpoints = 3
+  config.stop_after_steps = 0         # >0: leave after this many steps in this process (resume later)
+  return config
