@@ -422,6 +422,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       x, index = feeder.next_batch(step, state.bank)
       if feeder.new_window and feeder.window_stats:
         writer.scalars(step, {f"batch_stats/{k}": v for k, v in feeder.window_stats.items()})
+        logging.info("step %d | new batches: %s", step, ", ".join(
+            f"{k} {v:.4f}" for k, v in feeder.window_stats.items() if isinstance(v, float)))
       state, metrics = train_step(state, x, index)
       pending_losses.append(metrics["loss"])
       step += 1
@@ -490,7 +492,9 @@ def _final_results(config, workdir, state, encode, task, mesh, feeder, history, 
       "sampler": config.sampler.name, "loss": config.loss.name, "dataset": config.dataset,
       "steps": step, "knn_accuracy": _knn_accuracy(features, task, config),
       "linear_accuracy": linear_probe_accuracy(*features, num_classes=task.num_classes(),
-                                               epochs=config.eval.linear_epochs, seed=config.seed),
+                                               epochs=config.eval.linear_epochs,
+                                               learning_rate=config.eval.linear_learning_rate,
+                                               seed=config.seed),
       "wall_seconds": wall, "train_steps_per_second": steps_per_second,
       "batch_stats": feeder.final_stats(state.bank), "history": history,
       "batch_sequence_sha1": feeder.digest, "config": config.to_dict(),

@@ -57,6 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.knn_k = 200
   config.eval.knn_temperature = 0.5
   config.eval.linear_epochs = 100
+  config.eval.linear_learning_rate = 1e-3
   config.knn_every_epochs = 1         # 0: only at the end
 
   config.log_every_steps = 50

@@ -1,0 +1,88 @@
+"""How hard and how clean are the batches a sampler draws (DESIGN §3.5); trainers log this every refresh.
+
+Hardness is the cosine similarity between members of a batch (the in-batch negatives of a contrastive
+loss); with labels, the false-negative rate is the share of in-batch pairs that share a label.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+import numpy as np
+
+from prosampler_jax import _checks
+
+_CHUNK_ELEMENTS = 2**22  # batch-pair similarities per chunk (16 MiB of float32).
+
+
+def batch_stats(batches, embeddings, labels=None) -> dict:
+  """Mean/max in-batch negative cosine, coverage and (with labels) false-negative rate of ``batches``.
+
+  Args:
+    batches: int ``[num_batches, B]`` item indices in ``[0, N)``, B ≥ 2.
+    embeddings: float ``[N, D]``; compared by cosine (rows are L2-normalised here).
+    labels: optional ``[N]`` class labels (any hashable dtype NumPy can sort).
+
+  Returns:
+    A JSON-serialisable dict of Python floats/ints: ``mean_neg_cos`` (mean cosine over in-batch pairs
+    i ≠ j, averaged over batches), ``max_neg_cos`` (per batch, the mean over anchors of the highest
+    cosine to another member; averaged over batches), ``coverage`` (unique items / N), ``num_batches``,
+    ``batch_size`` and, with labels, ``false_negative_rate`` (share of in-batch pairs i ≠ j with the same
+    label, averaged over batches).
+  """
+  emb = _checks.check_embeddings("embeddings", embeddings)
+  n = emb.shape[0]
+  batches = np.asarray(batches)
+  if batches.ndim != 2 or batches.shape[0] < 1 or batches.shape[1] < 2:
+    raise ValueError(f"batches must have shape [num_batches >= 1, B >= 2], got {batches.shape}.")
+  if not np.issubdtype(batches.dtype, np.integer):
+    raise ValueError(f"batches must have an integer dtype, got {batches.dtype}.")
+  if batches.min() < 0 or batches.max() >= n:
+    raise ValueError(f"batches holds indices in [{batches.min()}, {batches.max()}]; "
+                     f"allowed: [0, {n - 1}].")
+  codes = None
+  if labels is not None:
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+      raise ValueError(f"labels must have shape ({n},) to match embeddings, got {labels.shape}.")
+    codes = jnp.asarray(np.unique(labels, return_inverse=True)[1].reshape(n).astype(np.int32))
+
+  num_batches, b = batches.shape
+  chunk = max(1, min(num_batches, _CHUNK_ELEMENTS // (b * b)))
+  padded = -(-num_batches // chunk) * chunk
+  index = np.zeros((padded, b), np.int32)
+  index[:num_batches] = batches
+  emb_dev = jnp.asarray(emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12))
+  parts = [_chunk_stats(emb_dev, codes, jnp.asarray(index[s:s + chunk]))
+           for s in range(0, padded, chunk)]
+  per_batch = {k: np.concatenate([np.asarray(p[k]) for p in parts])[:num_batches] for k in parts[0]}
+
+  stats = {
+      "mean_neg_cos": float(per_batch["mean_cos"].mean()),
+      "max_neg_cos": float(per_batch["max_cos"].mean()),
+      "coverage": float(np.unique(batches).size / n),
+      "num_batches": int(num_batches),
+      "batch_size": int(b),
+  }
+  if codes is not None:
+    stats["false_negative_rate"] = float(per_batch["same_label"].mean())
+  return stats
+
+
+@jax.jit
+def _chunk_stats(emb, codes, index):
+  """Per-batch statistics for a chunk of batches ``index`` ``[c, B]``."""
+  b = index.shape[1]
+  z = emb[index]                                   # [c, B, D]
+  sims = jnp.einsum("cid,cjd->cij", z, z, precision=lax.Precision.HIGHEST)  # [c, B, B]
+  off = ~jnp.eye(b, dtype=bool)
+  out = {
+      "mean_cos": jnp.where(off, sims, 0.0).sum(axis=(1, 2)) / (b * (b - 1)),
+      "max_cos": jnp.where(off, sims, -jnp.inf).max(axis=2).mean(axis=1),
+  }
+  if codes is not None:
+    lab = codes[index]
+    same = (lab[:, :, None] == lab[:, None, :]) & off
+    out["same_label"] = same.sum(axis=(1, 2)) / (b * (b - 1))
+  return out

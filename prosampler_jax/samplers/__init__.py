@@ -1,0 +1,39 @@
+"""Batch samplers: which items share a contrastive mini-batch (DESIGN §3.4).
+
+Every sampler has ``sample(epoch, embeddings=None, *, num_batches=None, window=0)`` returning int32
+``[num_batches, B]`` indices, and ``state_dict()`` / ``load_state_dict(d)`` for exact resume.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from prosampler_jax.samplers.base import BatchSampler
+from prosampler_jax.samplers.knn import KnnSampler
+from prosampler_jax.samplers.proximity import ProximitySampler
+from prosampler_jax.samplers.tail import TailSampler
+from prosampler_jax.samplers.uniform import UniformSampler
+
+SAMPLERS = {
+    "uniform": UniformSampler,
+    "proximity": ProximitySampler,
+    "knn": KnnSampler,
+    "tail": TailSampler,
+}
+
+
+def make_sampler(name: str, num_examples: int, batch_size: int, **kwargs) -> BatchSampler:
+  """Builds the sampler called ``name`` (a config string) with the sampler's keyword arguments."""
+  if name not in SAMPLERS:
+    raise ValueError(f"name={name!r} is not a sampler; allowed: {', '.join(map(repr, SAMPLERS))}.")
+  cls = SAMPLERS[name]
+  allowed = [p.name for p in inspect.signature(cls.__init__).parameters.values()
+             if p.kind is inspect.Parameter.KEYWORD_ONLY]
+  unknown = sorted(set(kwargs) - set(allowed))
+  if unknown:
+    raise ValueError(f"unknown argument(s) {unknown} for sampler {name!r}; allowed: {allowed}.")
+  return cls(num_examples, batch_size, **kwargs)
+
+
+__all__ = ["BatchSampler", "KnnSampler", "ProximitySampler", "SAMPLERS", "TailSampler",
+           "UniformSampler", "make_sampler"]
