@@ -45,7 +45,7 @@ def plot_knn(results: dict[str, dict], path: str) -> None:
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(figsize=(6, 4))
   for name, result in results.items():
-    history = result["history"]
+    history = [h for h in result["history"] if "knn_accuracy" in h]
     ax.plot([h["epoch"] for h in history], [h["knn_accuracy"] for h in history], label=name)
   ax.set_xlabel("epoch")
   ax.set_ylabel("weighted kNN accuracy")

@@ -9,12 +9,14 @@ monitors a weighted kNN classifier each epoch and fits a linear probe at the end
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import dataclasses
 import functools
 import hashlib
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -242,6 +244,20 @@ class BatchFeeder:
     job = lambda: self._sample(epoch, window, None if snapshot is None else to_host(snapshot))
     self._pending = ((epoch, window), self._executor.submit(job))
 
+  def precompile(self, bank: jax.Array) -> None:
+    """Runs a throw-away copy of the sampler once in the worker, so its JAX kernels compile during the
+    warm-up epoch instead of stalling the first window that needs them."""
+    sampler, snapshot = copy.deepcopy(self._sampler), bank.copy()
+    window_length = self._schedule.window_length(0)
+
+    def job():
+      host_bank = to_host(snapshot)
+      batches = sampler.sample(self._warmup_epochs, host_bank, num_batches=self._schedule.refresh_steps)
+      diagnostics.batch_stats(batches[:window_length], host_bank, self._task.pretrain_labels)
+
+    # Its own thread: the first window's sampling must not queue behind it.
+    threading.Thread(target=job, name="sampler-precompile", daemon=True).start()
+
   def _settle_pending(self) -> None:
     """Blocks until a submitted sampling job is done (so its result and sampler state are final)."""
     if self._pending is not None:
@@ -391,6 +407,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   writer = _SummaryWriter(workdir)
   step = int(state.step)
+  if step < total_steps and config.sampler.warmup_epochs > 0:
+    feeder.precompile(state.bank)
   pending_losses: list[jax.Array] = []
 
   def check_finite(step_now: int) -> float:
@@ -415,7 +433,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   stop_at = total_steps if config.stop_after_steps <= 0 else min(total_steps,
                                                                  step + config.stop_after_steps)
   log_time, log_step = time.time(), step
-  timed_from: tuple[float, int] | None = None  # throughput clock starts after the first (compiling) step
+  epoch_clock, paused = time.time(), 0.0  # per-epoch training time, checkpoint writes left out
   try:
     while step < stop_at:
       feeder.maybe_prefetch(step, state.bank)
@@ -428,9 +446,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       pending_losses.append(metrics["loss"])
       step += 1
       progress.update(1)
-      if timed_from is None:
-        jax.block_until_ready(state.step)
-        timed_from = (time.time(), step)
       if step % config.log_every_steps == 0 or step == total_steps:
         loss = check_finite(step)
         rate = (step - log_step) / max(time.time() - log_time, 1e-9)
@@ -439,14 +454,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                               "train/steps_per_second": rate})
         logging.info("step %d/%d | epoch %d | loss %.4f | %.1f steps/s", step, total_steps,
                      (step - 1) // steps_per_epoch, loss, rate)
-      if step % steps_per_epoch == 0 and config.knn_every_epochs and \
-          (step // steps_per_epoch) % config.knn_every_epochs == 0:
-        knn = _knn_accuracy(_frozen_features(encode, state, task, mesh), task, config)
-        history.append({"epoch": step // steps_per_epoch, "step": step, "knn_accuracy": knn})
-        writer.scalars(step, {"eval/knn_accuracy": knn})
-        logging.info("epoch %d | knn accuracy %.4f", step // steps_per_epoch, knn)
+      if step % steps_per_epoch == 0:
+        jax.block_until_ready(state.step)
+        epoch = step // steps_per_epoch
+        record = {"epoch": epoch, "step": step, "train_seconds": time.time() - epoch_clock - paused}
+        if config.knn_every_epochs and epoch % config.knn_every_epochs == 0:
+          record["knn_accuracy"] = _knn_accuracy(_frozen_features(encode, state, task, mesh), task,
+                                                 config)
+          writer.scalars(step, {"eval/knn_accuracy": record["knn_accuracy"]})
+          logging.info("epoch %d | knn accuracy %.4f", epoch, record["knn_accuracy"])
+        history.append(record)
       if step % config.checkpoint_every_steps == 0 or step == stop_at:
+        save_start = time.time()
         save(step)
+        paused += time.time() - save_start
+      if step % steps_per_epoch == 0:
+        epoch_clock, paused = time.time(), 0.0
   finally:
     progress.close()
     feeder.close()
@@ -456,12 +479,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     writer.close()
     return {"steps": step, "stopped_early": True}
 
-  jax.block_until_ready(state)
-  steps_per_second = None
-  if timed_from is not None and step > timed_from[1]:
-    steps_per_second = (step - timed_from[1]) / (time.time() - timed_from[0])
   results = _final_results(config, workdir, state, encode, task, mesh, feeder, history, step,
-                           time.time() - start_time, steps_per_second)
+                           time.time() - start_time)
   writer.scalars(step, {"eval/knn_accuracy": results["knn_accuracy"],
                         "eval/linear_accuracy": results["linear_accuracy"]})
   writer.close()
@@ -484,10 +503,15 @@ def _knn_accuracy(features: tuple[np.ndarray, ...], task, config) -> float:
                                temperature=config.eval.knn_temperature)
 
 
-def _final_results(config, workdir, state, encode, task, mesh, feeder, history, step, wall,
-                   steps_per_second) -> dict:
-  """Final kNN and linear-probe accuracy, last refresh's batch stats; written to results.json."""
+def _final_results(config, workdir, state, encode, task, mesh, feeder, history, step, wall) -> dict:
+  """Final kNN and linear-probe accuracy, last refresh's batch stats; written to results.json.
+
+  ``train_steps_per_second`` is steady-state throughput: steps per epoch over the median epoch's
+  training time (compilation and evaluation excluded).
+  """
   features = _frozen_features(encode, state, task, mesh)
+  epoch_seconds = [h["train_seconds"] for h in history]
+  steps_per_epoch = step // len(history)
   results = {
       "sampler": config.sampler.name, "loss": config.loss.name, "dataset": config.dataset,
       "steps": step, "knn_accuracy": _knn_accuracy(features, task, config),
@@ -495,7 +519,8 @@ def _final_results(config, workdir, state, encode, task, mesh, feeder, history, 
                                                epochs=config.eval.linear_epochs,
                                                learning_rate=config.eval.linear_learning_rate,
                                                seed=config.seed),
-      "wall_seconds": wall, "train_steps_per_second": steps_per_second,
+      "wall_seconds": wall,
+      "train_steps_per_second": steps_per_epoch / float(np.median(epoch_seconds)),
       "batch_stats": feeder.final_stats(state.bank), "history": history,
       "batch_sequence_sha1": feeder.digest, "config": config.to_dict(),
   }

@@ -296,6 +296,8 @@ _BAD_CONSTRUCTORS = [
     (lambda: samplers.ProximitySampler(10, 2, num_neighbors=5, restart_prob=1.5), "restart_prob"),
     (lambda: samplers.ProximitySampler(10, 2, num_neighbors=5, restart_prob=-0.1), "restart_prob"),
     (lambda: samplers.ProximitySampler(10, 2, num_neighbors=5, graph_backend="faiss"), "graph_backend"),
+    (lambda: samplers.ProximitySampler(10, 2, num_neighbors=5, num_candidates=6, graph_backend="exact"),
+     "num_candidates"),
     (lambda: samplers.ProximitySampler(10, 2, num_neighbors=5, restart_decay=-1.0), "restart_decay"),
     (lambda: samplers.ProximitySampler(10, 2, num_neighbors=5, min_restart_prob=2.0),
      "min_restart_prob"),

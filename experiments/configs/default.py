@@ -42,7 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.sampler.quantile = ml_collections.config_dict.placeholder(float)  # tail; None: keep ≈ N·B edges
   config.sampler.refresh_steps = 0    # t; 0: once per epoch
   config.sampler.warmup_epochs = 1    # uniform epochs that fill the bank first
-  config.sampler.lookahead_steps = 2  # sample the next window this many steps early, in the background
+  config.sampler.lookahead_steps = 8  # sample the next window this many steps early, in the background
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.name = "adam"      # adam | lars | sgd

@@ -35,6 +35,12 @@ class ProximitySampler(base.BatchSampler):
                            _checks.check_int("num_candidates", num_candidates, low=self.num_neighbors))
     self.restart_prob = _checks.check_probability("restart_prob", restart_prob)
     self.graph_backend = _checks.check_choice("graph_backend", graph_backend, GRAPH_BACKENDS)
+    knn_only = self.graph_backend in ("exact", "nndescent")
+    if knn_only and self.num_candidates is not None and self.num_candidates < self.num_examples - 1:
+      raise ValueError(
+          f"num_candidates={self.num_candidates} with graph_backend={self.graph_backend!r}: that backend "
+          f"builds the kNN graph only; allowed: None or >= num_examples - 1 = {self.num_examples - 1} "
+          "(or graph_backend='candidates' for M candidates).")
     self.restart_decay = _checks.check_float("restart_decay", restart_decay, low=0.0)
     if self.restart_decay > 0:
       self.min_restart_prob = _checks.check_float("min_restart_prob", min_restart_prob, low=0.0,
