@@ -201,15 +201,17 @@ def test_tail_on_tiny_data_keeps_every_row_distinct():
     assert np.unique(batches).size == batches.size
 
 
-@pytest.mark.parametrize("paired,block_elements,threshold", [
-    (False, 2**22, 0.3), (False, 300 * 16, 0.3), (True, 300 * 16, 0.3), (True, 300 * 16, -2.0)])
-def test_tail_graph_blocks_match_the_dense_graph(monkeypatch, paired, block_elements, threshold):
-  # Small blocks (16 rows) and a threshold that keeps every pair (capacity overflow) give the same graph.
-  monkeypatch.setattr(tail_lib, "_BLOCK_ELEMENTS", block_elements)
+@pytest.mark.parametrize("paired,tile,threshold", [
+    (False, 4096, 0.3), (False, 64, 0.3), (True, 16, 0.3), (True, 64, -2.0)])
+def test_tail_graph_tiles_match_the_dense_graph(monkeypatch, paired, tile, threshold):
+  # One tile, or many (a partial last one, padding) and a threshold that keeps every pair: same graph.
+  monkeypatch.setattr(tail_lib, "_TILE", tile)
   rng = np.random.default_rng(0)
   x = tail_lib._normalize(rng.normal(size=(300, 5)).astype(np.float32))
   y = tail_lib._normalize(rng.normal(size=(300, 5)).astype(np.float32)) if paired else None
-  graph = tail_lib._tail_graph(x, y, threshold, quantile=0.99).toarray() > 0
+  adjacency = tail_lib._tail_graph(x, y, threshold)
+  assert adjacency.has_sorted_indices  # Reverse Cuthill–McKee then breaks ties by label.
+  graph = adjacency.toarray() > 0
   sims = x @ x.T if y is None else (x @ y.T + y @ x.T) / 2
   dense = (sims > threshold) & ~np.eye(300, dtype=bool)
   # Pairs within float rounding of the threshold may go either way.
