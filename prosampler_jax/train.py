@@ -101,7 +101,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.loss.name={config.loss.name!r} is not supported; allowed: "
                      f"{', '.join(LOSSES)}.")
   for key, low in (("num_epochs", 1), ("batch_size", 2), ("log_every_steps", 1),
-                   ("checkpoint_every_steps", 1), ("keep_checkpoints", 1), ("eval_batch_size", 1),
+                   ("checkpoint_steps", 1), ("keep_checkpoints", 1), ("eval_batch_size", 1),
                    ("sampler.warmup_epochs", 0), ("sampler.lookahead_steps", 0),
                    ("sampler.refresh_steps", 0), ("knn_every_epochs", 0)):
     value = functools.reduce(getattr, key.split("."), config)
@@ -464,7 +464,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
           writer.scalars(step, {"eval/knn_accuracy": record["knn_accuracy"]})
           logging.info("epoch %d | knn accuracy %.4f", epoch, record["knn_accuracy"])
         history.append(record)
-      if step % config.checkpoint_every_steps == 0 or step == stop_at:
+      if step % config.checkpoint_steps == 0 or step == stop_at:
         save_start = time.time()
         save(step)
         paused += time.time() - save_start

@@ -33,7 +33,7 @@ def tiny_config(**overrides):
   config.eval.knn_k = 10
   config.eval.linear_epochs = 5
   config.log_every_steps = 2
-  config.checkpoint_every_steps = 4
+  config.checkpoint_steps = 4
   for key, value in overrides.items():
     target = config
     *parents, leaf = key.split(".")
@@ -59,12 +59,12 @@ def test_end_to_end_each_sampler(tmp_path, sampler):
 
 
 def test_resume_gives_the_same_batches_and_params(tmp_path):
-  config = tiny_config(**{"sampler.name": "proximity", "checkpoint_every_steps": 100})
+  config = tiny_config(**{"sampler.name": "proximity", "checkpoint_steps": 100})
   straight = train.train_and_evaluate(config, str(tmp_path / "straight"))
   # Leave at step 7: inside epoch 1's first window (steps 5-7), after the next window's sampling was
   # started in the background (lookahead 2), so the checkpoint must carry that pending index array.
   partial = train.train_and_evaluate(
-      tiny_config(**{"sampler.name": "proximity", "checkpoint_every_steps": 100,
+      tiny_config(**{"sampler.name": "proximity", "checkpoint_steps": 100,
                      "stop_after_steps": 7}), str(tmp_path / "resumed"))
   assert partial == {"steps": 7, "stopped_early": True}
   _, host, meta = checkpoint.Checkpointer(str(tmp_path / "resumed" / "checkpoints")).restore(7)
@@ -154,7 +154,7 @@ def test_wrong_config_key_fails():
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-  config = tiny_config(**{"optimizer.learning_rate": 1e30, "checkpoint_every_steps": 1,
+  config = tiny_config(**{"optimizer.learning_rate": 1e30, "checkpoint_steps": 1,
                           "log_every_steps": 1})
   with pytest.raises(FloatingPointError, match="Non-finite loss") as error:
     train.train_and_evaluate(config, str(tmp_path))

@@ -34,7 +34,7 @@ def main(argv):
       config.sampler.name = name
       config.knn_every_epochs = 0
       config.eval.linear_epochs = 1
-      config.checkpoint_every_steps = 10**9
+      config.checkpoint_steps = 10**9
       with tempfile.TemporaryDirectory() as workdir:
         result = train.train_and_evaluate(config, workdir)
       best[name] = max(best.get(name, 0.0), result["train_steps_per_second"])

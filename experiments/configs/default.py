@@ -61,7 +61,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.knn_every_epochs = 1         # 0: only at the end
 
   config.log_every_steps = 50
-  config.checkpoint_every_steps = 1000
+  config.checkpoint_steps = 1000
   config.keep_checkpoints = 3
   config.stop_after_steps = 0         # >0: leave after this many steps in this process (resume later)
   return config

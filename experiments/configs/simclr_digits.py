@@ -19,9 +19,8 @@ def get_config():
   config.loss.temperature = 0.5
   config.sampler.num_neighbors = 50
   config.sampler.num_candidates = 500
-  config.eval.knn_k = 20
   config.eval.linear_epochs = 100
   config.eval.linear_learning_rate = 1e-2  # 1,437 training items: 1e-3 under-trains in 100 epochs
   config.log_every_steps = 50
-  config.checkpoint_every_steps = 200
+  config.checkpoint_steps = 200
   return config

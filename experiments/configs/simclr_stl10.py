@@ -31,5 +31,5 @@ def get_config():
   config.sampler.refresh_steps = 100
   config.sampler.warmup_epochs = 1
   config.knn_every_epochs = 5
-  config.checkpoint_every_steps = 2000
+  config.checkpoint_steps = 2000
   return config
