@@ -245,8 +245,8 @@ class BatchFeeder:
     self._pending = ((epoch, window), self._executor.submit(job))
 
   def precompile(self, bank: jax.Array) -> None:
-    """Runs a throw-away copy of the sampler once in the worker, so its JAX kernels compile during the
-    warm-up epoch instead of stalling the first window that needs them."""
+    """Runs a throw-away copy of the sampler once, in a thread of its own, so its JAX kernels compile
+    during the warm-up epoch instead of stalling the first window that needs them."""
     sampler, snapshot = copy.deepcopy(self._sampler), bank.copy()
     window_length = self._schedule.window_length(0)
 
@@ -257,11 +257,6 @@ class BatchFeeder:
 
     # Its own thread: the first window's sampling must not queue behind it.
     threading.Thread(target=job, name="sampler-precompile", daemon=True).start()
-
-  def _settle_pending(self) -> None:
-    """Blocks until a submitted sampling job is done (so its result and sampler state are final)."""
-    if self._pending is not None:
-      self._pending[1].result()
 
   def maybe_prefetch(self, step: int, bank: jax.Array) -> None:
     """Starts sampling the next window when ``step`` is ``lookahead_steps`` before it begins."""
@@ -296,21 +291,20 @@ class BatchFeeder:
 
   def state(self) -> tuple[dict[str, np.ndarray], dict]:
     """Host arrays and JSON metadata that reproduce the batch sequence from here on."""
-    self._settle_pending()
-    arrays, scalars = {}, {}
+    arrays, scalars, meta = {}, {}, {"pending": None}
+    if self._pending is not None:  # wait for it: its result and the sampler's state must be final
+      key, future = self._pending
+      batches, stats, _ = future.result()
+      arrays["next_batches"], meta["pending"], meta["pending_stats"] = batches, list(key), stats
     for key, value in self._sampler.state_dict().items():
       if isinstance(value, np.ndarray) and value.dtype != object:
         arrays[f"sampler/{key}"] = value
       else:
         scalars[key] = value.item() if isinstance(value, np.generic) else value
-    meta = {"digest": self.digest, "window": list(self._window) if self._window else None,
-            "sampler": scalars, "window_stats": self.window_stats, "pending": None}
+    meta.update(digest=self.digest, window=list(self._window) if self._window else None,
+                sampler=scalars, window_stats=self.window_stats)
     if self._batches is not None:
       arrays["batches"] = self._batches
-    if self._pending is not None:
-      key, future = self._pending
-      batches, stats, _ = future.result()
-      arrays["next_batches"], meta["pending"], meta["pending_stats"] = batches, list(key), stats
     return arrays, meta
 
   def load(self, host: dict[str, np.ndarray], meta: dict) -> None:
