@@ -32,12 +32,12 @@ def data_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P(DATA_AXIS))
 
 
-def check_global_batch(batch_size: int, mesh: Mesh) -> int:
-  """Per-device batch size; the global batch must split evenly over devices and processes."""
+def check_global_batch(name: str, batch_size: int, mesh: Mesh) -> int:
+  """Per-device batch size; a global batch (named ``name``) must split evenly over devices and processes."""
   num_devices = mesh.size
   if batch_size % num_devices or batch_size % jax.process_count():
     raise ValueError(
-        f"config.batch_size={batch_size} must be divisible by the number of devices ({num_devices}) "
+        f"{name}={batch_size} must be divisible by the number of devices ({num_devices}) "
         f"and processes ({jax.process_count()}); allowed: multiples of {num_devices}.")
   return batch_size // num_devices
 

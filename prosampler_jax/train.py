@@ -368,10 +368,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   start_time = time.time()
   validate_config(config)
   mesh = parallel.make_data_mesh()
-  parallel.check_global_batch(config.batch_size, mesh)
-  if config.eval_batch_size % mesh.size:
-    raise ValueError(f"config.eval_batch_size={config.eval_batch_size} must be divisible by the number "
-                     f"of devices ({mesh.size}).")
+  parallel.check_global_batch("config.batch_size", config.batch_size, mesh)
+  parallel.check_global_batch("config.eval_batch_size", config.eval_batch_size, mesh)
   task = tasks.make_task(config)
   num_examples = task.num_examples
   sampler = make_sampler(config, num_examples)

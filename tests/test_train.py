@@ -131,6 +131,7 @@ def test_tfds_dataset_end_to_end_with_mock_data(tmp_path):
     ("sampler.name", "hardest", "config.sampler.name"),
     ("loss.name", "triplet", "config.loss.name"),
     ("batch_size", 66, "config.batch_size"),
+    ("eval_batch_size", 510, "config.eval_batch_size"),
     ("num_epochs", 0, "config.num_epochs"),
 ])
 def test_bad_config_values(tmp_path, key, value, match):
@@ -160,3 +161,12 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     train.train_and_evaluate(config, str(tmp_path))
   good = checkpoint.Checkpointer(str(tmp_path / "checkpoints")).latest_step()
   assert good is not None and f"step {good}" in str(error.value)
+
+
+def test_window_schedule_splits_epochs_into_refresh_windows():
+  schedule = train.WindowSchedule(steps_per_epoch=11, refresh_steps=4)
+  assert schedule.windows_per_epoch == 3
+  assert [schedule.locate(s) for s in (0, 5, 10, 11)] == [(0, 0, 0), (0, 1, 1), (0, 2, 2), (1, 0, 0)]
+  assert [schedule.window_length(w) for w in range(3)] == [4, 4, 3]
+  assert schedule.window_start(1, 2) == 19
+  assert schedule.next_window(0, 2) == (1, 0) and schedule.next_window(0, 1) == (0, 2)
