@@ -387,15 +387,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                        lookahead_steps=config.sampler.lookahead_steps, total_steps=total_steps)
 
   os.makedirs(workdir, exist_ok=True)
-  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
-                                 max_to_keep=config.keep_checkpoints)
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  ckpt = checkpoint.Checkpointer(ckpt_dir, max_to_keep=config.keep_checkpoints)
   history: list[dict] = []
   latest = ckpt.latest_step()
   if latest is not None:
     state, host, meta = ckpt.restore(latest, checkpoint.abstract_like(state))
     feeder.load(host, meta)
     history = meta["history"]
-    logging.info("Resumed from %s at step %d.", ckpt_dir_of(workdir), latest)
+    logging.info("Resumed from %s at step %d.", ckpt_dir, latest)
 
   writer = _SummaryWriter(workdir)
   step = int(state.step)
@@ -410,7 +410,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       good = ckpt.latest_step()
       raise FloatingPointError(
           f"Non-finite loss at or before step {step_now}; training stopped. The last good checkpoint "
-          f"(step {good}) is kept under {ckpt_dir_of(workdir)}. Lower config.optimizer.learning_rate "
+          f"(step {good}) is kept under {ckpt_dir}. Lower config.optimizer.learning_rate "
           "or raise config.loss.temperature.")
     return float(values[-1])
 
@@ -478,10 +478,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   writer.close()
   ckpt.close()
   return results
-
-
-def ckpt_dir_of(workdir: str) -> str:
-  return os.path.join(workdir, "checkpoints")
 
 
 def _frozen_features(encode, state: TrainState, task, mesh) -> tuple[np.ndarray, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import jax
@@ -31,10 +32,9 @@ class SimCLRTask:
                      "test": load("test")}
     self.num_examples = len(pretrain)
     self.pretrain_labels = labels if fully_labeled else None
-    augment = data.augment_config_for(config.dataset)
     overrides = {k: (tuple(v) if isinstance(v, (list, tuple)) else v)
-                 for k, v in config.augment.items()} if "augment" in config else {}
-    self._augment = augment.__class__(**{**augment.__dict__, **overrides})
+                 for k, v in config.augment.items()}
+    self._augment = dataclasses.replace(data.augment_config_for(config.dataset), **overrides)
 
   def num_classes(self) -> int:
     return self._sources["train"].num_classes
