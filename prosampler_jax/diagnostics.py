@@ -12,6 +12,7 @@ from jax import lax
 import numpy as np
 
 from prosampler_jax import _checks
+from prosampler_jax.normalize import l2_normalize
 
 _CHUNK_ELEMENTS = 2**22  # batch-pair similarities per chunk (16 MiB of float32).
 
@@ -53,7 +54,7 @@ def batch_stats(batches, embeddings, labels=None) -> dict:
   padded = -(-num_batches // chunk) * chunk
   index = np.zeros((padded, b), np.int32)
   index[:num_batches] = batches
-  emb_dev = jnp.asarray(emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12))
+  emb_dev = jnp.asarray(l2_normalize(emb))
   parts = [_chunk_stats(emb_dev, codes, jnp.asarray(index[s:s + chunk]))
            for s in range(0, padded, chunk)]
   per_batch = {k: np.concatenate([np.asarray(p[k]) for p in parts])[:num_batches] for k in parts[0]}

@@ -21,6 +21,7 @@ from jax import lax
 import numpy as np
 
 from prosampler_jax import _checks
+from prosampler_jax.normalize import l2_normalize
 
 BACKENDS = ("auto", "candidates", "exact", "nndescent")
 # "auto" uses the exact kNN graph up to this N and pynndescent beyond it.
@@ -61,18 +62,12 @@ def build_proximity_graph(embeddings, *, num_neighbors: int, num_candidates: int
     raise ValueError(f"num_candidates={m} is out of range for backend={backend!r}, which builds "
                      f"the kNN graph; allowed: None or >= N - 1 = {n - 1} (or use "
                      "backend='candidates').")
-  emb = _normalize(emb)
+  emb = l2_normalize(emb)  # unit rows (zero rows stay zero): a dot product is the cosine
   if backend == "nndescent":
     return _nndescent_graph(emb, k, seed)
   if knn:  # M ≥ N − 1: every other item is a candidate, which is the exact kNN graph.
     return _exact_graph(emb, np.arange(n, dtype=np.int32), k)
   return _candidate_graph(emb, k, m, seed)
-
-
-def _normalize(emb: np.ndarray) -> np.ndarray:
-  """Unit rows (zero rows stay zero), so a dot product is the cosine similarity."""
-  norms = np.linalg.norm(emb, axis=1, keepdims=True)
-  return (emb / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------------

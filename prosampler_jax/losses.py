@@ -10,6 +10,8 @@ hyper-parameters are Python floats, static under ``jax.jit``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from typing import NamedTuple, Sequence
 
@@ -18,9 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from prosampler_jax import _checks
+from prosampler_jax.normalize import l2_normalize
 
-# L2 normalisation floor: z / max(|z|, eps) keeps all-zero rows (and their gradients) finite.
-_NORM_EPS = 1e-12
 # DCL/HCL: log(Σneg − τ⁺·N·pos) is evaluated with a relative gap of at least this (float32 noise level),
 # so its gradient stays finite; below it the N·e^(−1/t) clamp decides (or the value is already noise).
 _MIN_LOG_GAP = 1e-6
@@ -70,6 +71,28 @@ def info_nce(q: jax.Array, k: jax.Array, *, temperature: float = 0.05, mask: jax
   return _mean_over_anchors(_cross_entropy(sim), sim.anchor, axis_name)
 
 
+def bind(name: str, hyperparameters, *, allowed: Sequence[str]) -> functools.partial:
+  """Loss ``name`` (one of ``allowed``) with the hyper-parameters it accepts taken from a mapping.
+
+  The accepted keys are read from the loss's own signature (keyword-only, minus ``mask`` and
+  ``axis_name``), and their values are checked now, so a bad temperature fails before data loads.
+  """
+  _checks.check_choice("config.loss.name", name, tuple(allowed))
+  fn = globals()[name]
+  accepted = [p.name for p in inspect.signature(fn).parameters.values()
+              if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("mask", "axis_name")]
+  kwargs = {k: hyperparameters[k] for k in accepted if k in hyperparameters}
+  for key, value in kwargs.items():
+    _checks.check_float(f"config.loss.{key}", value)
+  _checks.check_float("config.loss.temperature", kwargs.get("temperature", 1.0), low=0.0, low_open=True)
+  probe = jnp.ones((2, 2), jnp.float32)
+  try:  # the loss's own range checks, on a 2-item batch
+    fn(probe, probe, **kwargs)
+  except ValueError as error:
+    raise ValueError(f"config.loss: {error}") from None
+  return functools.partial(fn, **kwargs)
+
+
 def _simclr_similarities(z1, z2, temperature, mask, axis_name) -> _Similarities:
   """2B anchors {u_i, v_i}: the positive of u_i is v_i and vice versa; negatives are other items' views."""
   temperature = _checks.check_float("temperature", temperature, low=0.0, low_open=True)
@@ -87,8 +110,8 @@ def _similarities(anchor_views: Sequence[jax.Array], candidate_views: Sequence[j
   its negatives are all candidate views of every other unmasked item.
   """
   batch = anchor_views[0].shape[0]
-  anchor_views = [_normalize(z) for z in anchor_views]
-  candidate_views = [_normalize(z) for z in candidate_views]
+  anchor_views = [l2_normalize(z) for z in anchor_views]
+  candidate_views = [l2_normalize(z) for z in candidate_views]
   anchor_mask = jnp.ones((batch,), bool) if mask is None else mask
   candidate_mask = anchor_mask
   offset = 0
@@ -161,12 +184,6 @@ def _mean_over_anchors(per_anchor: jax.Array, anchor: jax.Array, axis_name: str 
   if axis_name is not None:
     total, count = jax.lax.psum((total, count), axis_name)
   return total / jnp.maximum(count, 1.0)
-
-
-def _normalize(z: jax.Array) -> jax.Array:
-  """z / max(‖z‖, eps) in float32."""
-  z = z.astype(jnp.float32)
-  return z * jax.lax.rsqrt(jnp.maximum(jnp.sum(z * z, axis=-1, keepdims=True), _NORM_EPS**2))
 
 
 def _check_pair(name1: str, z1, name2: str, z2) -> tuple[jax.Array, jax.Array]:

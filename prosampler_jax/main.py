@@ -1,6 +1,11 @@
 """Launches one training run: ``python -m prosampler_jax.main --config=CONFIG.py --workdir=DIR``.
 
 The config file is locked: ``--config.key=value`` overrides existing keys only, so a typo fails loudly.
+
+Several processes (one per host, each seeing its local accelerators) run the same command with
+``--coordinator_address=HOST:PORT --num_processes=P --process_id=I``, or with the environment variables
+``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``, or under SLURM / Open MPI, which
+JAX detects by itself (``prosampler_jax/distributed.py``).
 """
 
 import jax
@@ -9,18 +14,24 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from prosampler_jax import distributed
 from prosampler_jax import train
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard events and "
                                "results.json; rerunning with the same directory resumes.")
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Training configuration file.",
                                           lock_config=True)
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
+                                   "Multi-process runs: HOST:PORT of process 0.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process runs: number of processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-process runs: this process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   logging.info("JAX process %d/%d, local devices: %s", jax.process_index(), jax.process_count(),
                jax.local_devices())
   train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)

@@ -1,16 +1,18 @@
 """Data parallelism on one 1-D device mesh ``('data',)``: params replicated, batches split over devices.
 
 The model runs in JAX's global view under ``jax.jit`` (so BatchNorm statistics cover the global batch);
-the contrastive loss runs under ``jax.shard_map`` and all-gathers its negatives (DESIGN §2).
+a task's contrastive loss runs under ``jax.shard_map`` and all-gathers its negatives (DESIGN §2, §3.6).
+Host ↔ device helpers live here too, so no other module reasons about processes and shards.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
@@ -42,38 +44,48 @@ def check_global_batch(name: str, batch_size: int, mesh: Mesh) -> int:
   return batch_size // num_devices
 
 
-def interleave_views(view1: np.ndarray, view2: np.ndarray, num_local_devices: int) -> np.ndarray:
-  """Stacks two host views so each device's shard holds ``[its view1 rows; its view2 rows]``.
+def to_global(local, mesh: Mesh):
+  """This process's slice of a batch (an array or a pytree of arrays, leading axis = rows) → global
+  arrays sharded over ``'data'``."""
+  sharding = data_sharded(mesh)
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local)
 
-  One forward pass over ``2B`` items then needs no resharding: the loss splits each local block in two.
+
+def to_host(x: jax.Array) -> np.ndarray:
+  """A global array's full value on this host (gathered across processes when there are several)."""
+  if jax.process_count() > 1:
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(x)
+
+
+def local_rows(x: jax.Array) -> np.ndarray:
+  """The rows of a ``'data'``-sharded global array that live on this process, in global row order.
+
+  Two arrays with the same sharding give the same rows in the same order, so features and the labels
+  or indices that travelled with them through one jitted call stay paired whatever the device order.
   """
-  local = view1.shape[0] // num_local_devices
-  v1 = view1.reshape(num_local_devices, 1, local, *view1.shape[1:])
-  v2 = view2.reshape(num_local_devices, 1, local, *view2.shape[1:])
-  return np.concatenate([v1, v2], axis=1).reshape(2 * view1.shape[0], *view1.shape[1:])
+  shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
+  starts, parts = set(), []
+  for shard in shards:  # a replicated array has one copy per device: keep one per row block
+    start = shard.index[0].start or 0
+    if start not in starts:
+      starts.add(start)
+      parts.append(np.asarray(shard.data))
+  return np.concatenate(parts)
 
 
-def to_global(local: np.ndarray, mesh: Mesh) -> jax.Array:
-  """This process's slice of a batch → one global array sharded over ``'data'``."""
-  return jax.make_array_from_process_local_data(data_sharded(mesh), local)
+def gather_processes(tree):
+  """Concatenates each leaf's per-process rows along axis 0, in process order (identity on one process)."""
+  if jax.process_count() == 1:
+    return tree
+  return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
 
 
-def paired_loss_and_rows(loss_fn: Callable, mesh: Mesh) -> Callable:
-  """Wraps a SimCLR-family loss for interleaved projections ``[2B, P]`` sharded over ``'data'``.
+def shard_map_loss_and_rows(loss_and_rows: Callable, mesh: Mesh) -> Callable:
+  """Runs a task's ``loss_and_rows(outputs, axis_name=…)`` per shard of ``'data'``.
 
-  Returns ``f(z) -> (loss, bank_rows)``: the loss over the global batch (negatives all-gathered by
-  ``loss_fn(..., axis_name='data')``) and, per item, the bank row normalise(concat(z1, z2)) ``[B, 2P]``.
+  Every leaf of ``outputs`` is split along its leading (batch) axis; the loss comes back replicated (the
+  task all-gathers its negatives over ``axis_name``), the bank rows sharded like the batch.
   """
-
-  def local(z):
-    z1, z2 = jnp.split(z, 2)
-    loss = loss_fn(z1, z2, axis_name=DATA_AXIS)
-    rows = jnp.concatenate([_normalize(z1), _normalize(z2)], axis=-1)
-    return loss, _normalize(rows)
-
+  local = functools.partial(loss_and_rows, axis_name=DATA_AXIS)
   return jax.shard_map(local, mesh=mesh, in_specs=P(DATA_AXIS), out_specs=(P(), P(DATA_AXIS)))
-
-
-def _normalize(x: jax.Array) -> jax.Array:
-  x = x.astype(jnp.float32)
-  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-12))

@@ -1,24 +1,20 @@
-"""The one training loop for every modality: bank → sampler → index array → tf.data → sharded step → bank.
+"""The one training loop for every modality: bank → sampler → index array → input pipeline → step → bank.
 
-``train_and_evaluate(config, workdir)`` runs contrastive pre-training with any sampler, keeps an embedding
-bank on device (written from every step's projections), refreshes the sampler's batches every
-``sampler.refresh_steps`` steps in a background thread, checkpoints everything needed to resume exactly,
-monitors a weighted kNN classifier each epoch and fits a linear probe at the end.
+``train_and_evaluate(config, workdir)`` pre-trains the task named by ``config.task`` (DESIGN §3.6) with any
+sampler. This module keeps what no task owns: the train state (all model state, the optimiser, the
+embedding bank and which step last wrote each of its rows), the jitted sharded step, the loop, and its
+checkpoints and logs. The task owns data, model, loss and evaluation; ``feeder.py`` decides which batches
+come next; ``optim.py`` builds the optimiser.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import copy
-import dataclasses
 import functools
-import hashlib
 import json
-import math
 import os
-import threading
 import time
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import flax
@@ -30,25 +26,19 @@ import optax
 import tqdm
 from absl import logging
 from flax import nnx
-from jax.experimental import multihost_utils
 
+from prosampler_jax import _checks
 from prosampler_jax import checkpoint
-from prosampler_jax import diagnostics
-from prosampler_jax import losses
+from prosampler_jax import feeder as feeder_lib
+from prosampler_jax import optim
 from prosampler_jax import parallel
 from prosampler_jax import samplers
 from prosampler_jax import tasks
-from prosampler_jax.evaluation import linear_probe_accuracy, weighted_knn_accuracy
+from prosampler_jax.normalize import l2_normalize
 
-LOSSES = {"nt_xent": ("temperature",), "dcl": ("temperature", "tau_plus"),
-          "hcl": ("temperature", "tau_plus", "beta")}
-SAMPLER_KEYS = {
-    "uniform": (),
-    "proximity": ("num_neighbors", "num_candidates", "restart_prob", "graph_backend", "restart_decay",
-                  "min_restart_prob"),
-    "knn": (),
-    "tail": ("quantile",),
-}
+# Bank-fill passes feed the task's pipeline with window ids above every training window, so their
+# augmentations never repeat a training window's (window = FILL_WINDOW_BASE + step).
+FILL_WINDOW_BASE = 2**40
 
 
 @flax.struct.dataclass
@@ -56,305 +46,210 @@ class TrainState:
   """Everything on device that a step reads and writes; checkpointed whole."""
   step: jax.Array
   params: Any
-  batch_stats: Any
+  model_state: Any         # every other model variable: BatchNorm statistics, RNG stream keys and counts
   opt_state: Any
-  bank: jax.Array   # [N, 2P] L2-normalised concat(z1, z2) per item: what the sampler sees
-  key: jax.Array    # raw PRNG key data; per-step randomness for stochastic models (fold_in(key, step))
-
-
-@dataclasses.dataclass(frozen=True)
-class WindowSchedule:
-  """Splits each epoch of ``steps_per_epoch`` steps into refresh windows of ``refresh_steps`` batches."""
-  steps_per_epoch: int
-  refresh_steps: int
-
-  @property
-  def windows_per_epoch(self) -> int:
-    return math.ceil(self.steps_per_epoch / self.refresh_steps)
-
-  def locate(self, step: int) -> tuple[int, int, int]:
-    """(epoch, window within the epoch, offset within the window) of global step ``step``."""
-    epoch, position = divmod(step, self.steps_per_epoch)
-    window, offset = divmod(position, self.refresh_steps)
-    return epoch, window, offset
-
-  def window_start(self, epoch: int, window: int) -> int:
-    return epoch * self.steps_per_epoch + window * self.refresh_steps
-
-  def window_length(self, window: int) -> int:
-    return min(self.refresh_steps, self.steps_per_epoch - window * self.refresh_steps)
-
-  def next_window(self, epoch: int, window: int) -> tuple[int, int]:
-    return (epoch, window + 1) if window + 1 < self.windows_per_epoch else (epoch + 1, 0)
+  bank: jax.Array          # [N, bank_dim] L2-normalised rows written by the task: what the sampler sees
+  bank_written_at: jax.Array  # int32 [N]: the step that last wrote each bank row; -1 if none ever did
+  rng: jax.Array           # root key of per-step randomness: step s uses fold_in(rng, s)
 
 
 # ---------------------------------------------------------------------------------------------------
-# Building blocks chosen by the config.
+# Configuration.
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Rejects unknown names and out-of-range numbers before any data is loaded."""
-  if config.sampler.name not in SAMPLER_KEYS:
-    raise ValueError(f"config.sampler.name={config.sampler.name!r} is not supported; allowed: "
-                     f"{', '.join(SAMPLER_KEYS)}.")
-  if config.loss.name not in LOSSES:
-    raise ValueError(f"config.loss.name={config.loss.name!r} is not supported; allowed: "
-                     f"{', '.join(LOSSES)}.")
+  """Rejects unknown names and out-of-range numbers of the loop's keys before any data is loaded."""
+  _checks.check_choice("config.task", config.task, tasks.TASKS)
+  _checks.check_choice("config.sampler.name", config.sampler.name, tuple(samplers.SAMPLERS))
   for key, low in (("num_epochs", 1), ("batch_size", 2), ("log_every_steps", 1),
                    ("checkpoint_steps", 1), ("keep_checkpoints", 1), ("eval_batch_size", 1),
                    ("sampler.warmup_epochs", 0), ("sampler.lookahead_steps", 0),
-                   ("sampler.refresh_steps", 0), ("knn_every_epochs", 0)):
-    value = functools.reduce(getattr, key.split("."), config)
-    if not isinstance(value, int) or value < low:
-      raise ValueError(f"config.{key}={value!r} is out of range; allowed: integers >= {low}.")
-  if config.optimizer.name not in ("adam", "lars", "sgd"):
-    raise ValueError(f"config.optimizer.name={config.optimizer.name!r} is not supported; allowed: "
-                     "'adam', 'lars', 'sgd'.")
+                   ("sampler.refresh_steps", 0), ("eval_every_epochs", 0), ("seed", 0)):
+    _checks.check_int(f"config.{key}", functools.reduce(getattr, key.split("."), config), low=low)
+  optim.validate(config)
 
 
-def make_loss(config: ml_collections.ConfigDict) -> Callable:
-  """The configured SimCLR-family loss with its hyper-parameters bound."""
-  kwargs = {k: config.loss[k] for k in LOSSES[config.loss.name]}
-  return functools.partial(getattr(losses, config.loss.name), **kwargs)
+def make_sampler(config: ml_collections.ConfigDict, num_examples: int) -> samplers.BatchSampler:
+  """The configured sampler; its keyword arguments are the ``config.sampler`` keys it accepts."""
+  accepted = samplers.keyword_arguments(config.sampler.name)
+  kwargs = {k: config.sampler[k] for k in accepted if k in config.sampler and k != "seed"}
+  return samplers.make_sampler(config.sampler.name, num_examples, config.batch_size, seed=config.seed,
+                               **kwargs)
 
 
-def make_sampler(config: ml_collections.ConfigDict, num_examples: int):
-  """The configured batch sampler for ``num_examples`` items."""
-  kwargs = {k: config.sampler[k] for k in SAMPLER_KEYS[config.sampler.name]}
-  return samplers.make_sampler(config.sampler.name, num_examples, config.batch_size,
-                               seed=config.seed, **kwargs)
+# ---------------------------------------------------------------------------------------------------
+# State and the jitted steps.
 
 
-def make_optimizer(config: ml_collections.ConfigDict, total_steps: int) -> optax.GradientTransformation:
-  """Adam (L2 weight decay, as in the reference PyTorch code), LARS or SGD, with optional cosine decay."""
-  opt = config.optimizer
-  if opt.schedule == "cosine":
-    warmup = min(opt.warmup_steps, max(total_steps - 1, 0))
-    lr = optax.warmup_cosine_decay_schedule(0.0, opt.learning_rate, warmup, max(total_steps, warmup + 1))
-  elif opt.schedule == "constant":
-    lr = opt.learning_rate
-  else:
-    raise ValueError(f"config.optimizer.schedule={opt.schedule!r} is not supported; allowed: "
-                     "'constant', 'cosine'.")
-  if opt.name == "adam":
-    return optax.chain(optax.add_decayed_weights(opt.weight_decay), optax.adam(lr))
-  if opt.name == "lars":
-    return optax.lars(lr, weight_decay=opt.weight_decay, momentum=0.9)
-  return optax.chain(optax.add_decayed_weights(opt.weight_decay), optax.sgd(lr, momentum=0.9))
+def stream_root(seed: int, name: str) -> jax.Array:
+  """A key for one purpose (``name``) of run ``seed``: ``fold_in(key(seed), crc32(name))``.
 
-
-def make_loss_and_grad(graphdef: nnx.GraphDef, loss_fn: Callable, mesh: jax.sharding.Mesh) -> Callable:
-  """``(params, batch_stats, x) -> ((loss, (bank_rows, batch_stats)), grads)`` on the global batch.
-
-  ``x`` holds both views, interleaved per device (``parallel.interleave_views``); BatchNorm sees the
-  global batch and the loss all-gathers its negatives, so the result does not depend on the device count.
+  Model initialisation draws ``fold_in(key(seed), 0, 1, 2, …)`` (an ``nnx.Rngs(seed)`` stream); a crc32
+  salt lies billions of draws away, so per-step keys never repeat an initialisation key.
   """
-  loss_and_rows = parallel.paired_loss_and_rows(loss_fn, mesh)
+  return jax.random.fold_in(jax.random.key(seed), zlib.crc32(name.encode()))
 
-  def objective(params, batch_stats, x):
-    # copy=True: fresh Variables in this trace, so BatchNorm may update its statistics under grad.
-    model = nnx.merge(graphdef, params, batch_stats, copy=True)
+
+def reseed_model(model: nnx.Module, key: jax.Array) -> None:
+  """Gives every RNG stream of ``model`` (dropout, …) a key derived from ``key`` and its own path.
+
+  Two streams never share a key (the path is folded in), and the same (key, model) always reseeds the
+  same way: the masks of step s are a pure function of (seed, s).
+  """
+  tags = {stream.key.tag for _, stream in nnx.iter_graph(model) if isinstance(stream, nnx.RngStream)}
+
+  def per_path(path, scalar_key, shape):
+    path_key = jax.random.fold_in(scalar_key, zlib.crc32(repr(path).encode()))
+    return jax.random.split(path_key, shape) if shape else path_key
+
+  if tags:
+    nnx.reseed(model, policy=per_path, **{tag: key for tag in tags})
+
+
+def init_state(model: nnx.Module, tx: optax.GradientTransformation, num_examples: int, bank_dim: int,
+               seed: int, mesh: jax.sharding.Mesh) -> tuple[nnx.GraphDef, TrainState]:
+  """Splits the model (params | everything else) and places the initial state replicated on the mesh.
+
+  The bank starts as random unit rows marked never written; the feeder never samples from such rows.
+  """
+  graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
+  bank = l2_normalize(jax.random.normal(stream_root(seed, "bank_init"), (num_examples, bank_dim)))
+  state = TrainState(step=jnp.int32(0), params=params, model_state=model_state,
+                     opt_state=tx.init(params), bank=bank,
+                     bank_written_at=jnp.full((num_examples,), -1, jnp.int32),
+                     rng=stream_root(seed, "train_step"))
+  return graphdef, jax.device_put(state, parallel.replicated(mesh))
+
+
+def make_objective(graphdef: nnx.GraphDef, task, mesh: jax.sharding.Mesh) -> Callable:
+  """``(params, model_state, inputs, key) -> (loss, (bank_rows, new_model_state))`` on the global batch.
+
+  The task's ``forward`` runs in the global view (BatchNorm sees the global batch); its
+  ``loss_and_rows`` runs per shard and all-gathers negatives, so the result does not depend on the
+  device count. ``key`` reseeds the model's RNG streams (dropout) for this call.
+  """
+  loss_and_rows = parallel.shard_map_loss_and_rows(task.loss_and_rows, mesh)
+
+  def objective(params, model_state, inputs, key):
+    # copy=True: fresh Variables in this trace, so BatchNorm and RNG counts may update under grad.
+    model = nnx.merge(graphdef, params, model_state, copy=True)
     model.train()
-    _, projections = model(x)
-    loss, rows = loss_and_rows(projections)
-    return loss, (rows, nnx.state(model, nnx.BatchStat))
+    reseed_model(model, key)
+    loss, rows = loss_and_rows(task.forward(model, inputs))
+    _, _, new_model_state = nnx.split(model, nnx.Param, ...)
+    return loss, (rows, new_model_state)
 
-  return jax.value_and_grad(objective, has_aux=True)
+  return objective
 
 
-def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, loss_fn: Callable,
+def make_train_step(graphdef: nnx.GraphDef, task, tx: optax.GradientTransformation,
                     mesh: jax.sharding.Mesh) -> Callable:
-  """A jitted, buffer-donating step ``(state, x, index) -> (state, metrics)``; writes the bank rows."""
-  loss_and_grad = make_loss_and_grad(graphdef, loss_fn, mesh)
+  """A jitted, buffer-donating step ``(state, inputs, index) -> (state, metrics)``.
 
-  def step(state: TrainState, x: jax.Array, index: jax.Array):
-    (loss, (rows, batch_stats)), grads = loss_and_grad(state.params, state.batch_stats, x)
+  Besides the update it writes the batch's bank rows at ``index`` and stamps them with the step.
+  """
+  loss_and_grad = jax.value_and_grad(make_objective(graphdef, task, mesh), has_aux=True)
+
+  def step(state: TrainState, inputs, index: jax.Array):
+    key = jax.random.fold_in(state.rng, state.step)
+    (loss, (rows, model_state)), grads = loss_and_grad(state.params, state.model_state, inputs, key)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                              opt_state=opt_state, bank=state.bank.at[index].set(rows))
+    new_state = state.replace(
+        step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state,
+        bank=state.bank.at[index].set(rows.astype(state.bank.dtype)),
+        bank_written_at=state.bank_written_at.at[index].set(state.step))
     return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
   return jax.jit(step, donate_argnums=0, out_shardings=parallel.replicated(mesh))
 
 
-def init_state(model: nnx.Module, tx: optax.GradientTransformation, num_examples: int, bank_dim: int,
-               seed: int, mesh: jax.sharding.Mesh) -> tuple[nnx.GraphDef, TrainState]:
-  """Splits the model and places the initial state (random unit bank rows) replicated on the mesh."""
-  graphdef, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  bank = jax.random.normal(jax.random.key(seed + 1), (num_examples, bank_dim), jnp.float32)
-  bank = bank / jnp.linalg.norm(bank, axis=-1, keepdims=True)
-  state = TrainState(step=jnp.int32(0), params=params, batch_stats=batch_stats,
-                     opt_state=tx.init(params), bank=bank,
-                     key=jax.random.key_data(jax.random.key(seed)))
-  return graphdef, jax.device_put(state, parallel.replicated(mesh))
+def make_fill_step(graphdef: nnx.GraphDef, task, mesh: jax.sharding.Mesh) -> Callable:
+  """A jitted ``(state, inputs, index) -> state`` that only writes bank rows (no update, no model change).
+
+  Used before a window is sampled, for rows training never wrote (the ``N mod B`` items a warm-up
+  epoch skips, or every row when there is no warm-up): the rows come from the same training-mode
+  forward pass as a step's, with keys of their own stream.
+  """
+  objective = make_objective(graphdef, task, mesh)
+
+  def fill(state: TrainState, inputs, index: jax.Array):
+    key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), zlib.crc32(b"bank_fill"))
+    _, (rows, _) = objective(state.params, state.model_state, inputs, key)
+    return state.replace(bank=state.bank.at[index].set(rows.astype(state.bank.dtype)),
+                         bank_written_at=state.bank_written_at.at[index].set(state.step))
+
+  return jax.jit(fill, donate_argnums=0, out_shardings=parallel.replicated(mesh))
 
 
-def to_host(x: jax.Array) -> np.ndarray:
-  """A global array's full value on this host (gathered across processes when there are several)."""
-  if jax.process_count() > 1:
-    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-  return np.asarray(x)
+@jax.jit
+def bank_freshness(bank_written_at: jax.Array, step: jax.Array) -> dict[str, jax.Array]:
+  """Share of bank rows training has written, and their mean age in steps (written rows only)."""
+  written = bank_written_at >= 0
+  count = jnp.sum(written)
+  age = jnp.sum(jnp.where(written, step - bank_written_at, 0)) / jnp.maximum(count, 1)
+  return {"bank_written_fraction": count / written.size, "bank_staleness_steps": age}
 
 
-# ---------------------------------------------------------------------------------------------------
-# Batches: the sampler (in a background thread) and the input pipeline.
+def fill_unwritten_rows(state: TrainState, fill_step: Callable, task, mesh, *, batch_size: int,
+                        seed: int) -> TrainState:
+  """Writes every bank row that training never wrote, ``batch_size`` items per forward pass.
+
+  Each pass holds unwritten items first, topped up with written ones drawn from (seed, step) — their
+  rows are simply refreshed — so every pass has the training batch shape and no item twice.
+  """
+  written_at = np.asarray(parallel.to_host(state.bank_written_at))
+  missing = np.flatnonzero(written_at < 0)
+  if missing.size == 0:
+    return state
+  step = int(state.step)
+  written = np.flatnonzero(written_at >= 0)
+  rng = np.random.default_rng([seed, step, zlib.crc32(b"bank_fill")])
+  num_batches = -(-missing.size // batch_size)
+  top_up = rng.permutation(written)[:num_batches * batch_size - missing.size]
+  if missing.size + top_up.size < num_batches * batch_size:  # fewer than B written items: reuse missing
+    top_up = np.concatenate([top_up, rng.permutation(missing)[:num_batches * batch_size - missing.size
+                                                              - top_up.size]])
+  batches = np.concatenate([missing, top_up]).astype(np.int32).reshape(num_batches, batch_size)
+  logging.info("step %d | encoding %d bank rows training never wrote (%d passes)", step, missing.size,
+               num_batches)
+  for element in task.pretrain_batches(batches, window=FILL_WINDOW_BASE + step, start_batch=0):
+    state = fill_step(state, parallel.to_global(element["inputs"], mesh),
+                      parallel.to_global(element["index"], mesh))
+  return state
 
 
-class BatchFeeder:
-  """Turns bank snapshots into index arrays and index arrays into device batches, one window ahead.
+def make_encode(graphdef: nnx.GraphDef, state: TrainState, mesh: jax.sharding.Mesh) -> Callable:
+  """The frozen encoder handed to ``task.evaluate``: ``encode(batches) -> dict of host arrays``.
 
-  The sampler for window w+1 starts ``lookahead_steps`` steps before w+1 begins, on a copy of the bank
-  taken then, in a worker thread, so it runs while the device trains. All randomness comes from the
-  config seed, the window and that snapshot, so a run resumed from a checkpoint sees the same batches.
+  ``batches`` yields this process's rows of each evaluation batch: ``{"inputs": pytree, "index": int
+  [B_local] (< 0 marks padding), other per-item arrays (labels, …)}``. The model's ``encode(inputs)``
+  runs in eval mode on the global batch; features travel with their indices and extras through one
+  jitted call and one gather across processes, so no device or process order is assumed. Returns
+  ``{"features": [n, F], "index": [n], …}`` without padding, sorted by index.
   """
 
-  def __init__(self, task, sampler, schedule: WindowSchedule, mesh, *, warmup_epochs: int,
-               lookahead_steps: int, total_steps: int):
-    self._task, self._sampler, self._schedule, self._mesh = task, sampler, schedule, mesh
-    self._warmup_epochs, self._lookahead, self._total = warmup_epochs, lookahead_steps, total_steps
-    self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler")
-    self._pending: tuple[tuple[int, int], concurrent.futures.Future] | None = None
-    self._window: tuple[int, int] | None = None
-    self._batches: np.ndarray | None = None
-    self._iterator: Iterator | None = None
-    self.digest = hashlib.sha1().hexdigest()  # running digest of every window's index array
-    self.window_stats: dict[str, float] = {}
-    self.new_window = False  # True right after next_batch() switched to a freshly sampled window
-
-  # -- sampling --------------------------------------------------------------------------------------
-
-  def _sample(self, epoch: int, window: int, bank: np.ndarray | None) -> tuple[np.ndarray, dict, Iterator]:
-    """The window's index array, its batch statistics and its input pipeline (already prefetching)."""
-    batches = self._sampler.sample(epoch, bank, num_batches=self._schedule.refresh_steps,
-                                   window=window)
-    stats = {}
-    if bank is not None:
-      stats = diagnostics.batch_stats(batches[:self._schedule.window_length(window)], bank,
-                                      self._task.pretrain_labels)
-    return batches, stats, self._pipeline(epoch, window, batches, start_batch=0)
-
-  def _pipeline(self, epoch: int, window: int, batches: np.ndarray, *, start_batch: int) -> Iterator:
-    global_window = epoch * self._schedule.windows_per_epoch + window
-    return self._task.pretrain_batches(batches, window=global_window, start_batch=start_batch)
-
-  def _submit(self, epoch: int, window: int, bank: jax.Array) -> None:
-    use_bank = epoch >= self._warmup_epochs
-    snapshot = bank.copy() if use_bank else None  # the train step donates the bank: copy it now
-    job = lambda: self._sample(epoch, window, None if snapshot is None else to_host(snapshot))
-    self._pending = ((epoch, window), self._executor.submit(job))
-
-  def precompile(self, bank: jax.Array) -> None:
-    """Runs a throw-away copy of the sampler once, in a thread of its own, so its JAX kernels compile
-    during the warm-up epoch instead of stalling the first window that needs them."""
-    sampler, snapshot = copy.deepcopy(self._sampler), bank.copy()
-    window_length = self._schedule.window_length(0)
-
-    def job():
-      host_bank = to_host(snapshot)
-      batches = sampler.sample(self._warmup_epochs, host_bank, num_batches=self._schedule.refresh_steps)
-      diagnostics.batch_stats(batches[:window_length], host_bank, self._task.pretrain_labels)
-
-    # Its own thread: the first window's sampling must not queue behind it.
-    threading.Thread(target=job, name="sampler-precompile", daemon=True).start()
-
-  def maybe_prefetch(self, step: int, bank: jax.Array) -> None:
-    """Starts sampling the next window when ``step`` is ``lookahead_steps`` before it begins."""
-    if self._lookahead == 0 or self._window is None or self._pending is not None:
-      return
-    nxt = self._schedule.next_window(*self._window)
-    start = self._schedule.window_start(*nxt)
-    if start < self._total and step >= start - self._lookahead:
-      self._submit(*nxt, bank)
-
-  # -- feeding ---------------------------------------------------------------------------------------
-
-  def next_batch(self, step: int, bank: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The global (views, indices) arrays for ``step``; switches windows when one begins."""
-    epoch, window, offset = self._schedule.locate(step)
-    self.new_window = self._window != (epoch, window)
-    if self.new_window:
-      if self._pending is None or self._pending[0] != (epoch, window):
-        self._submit(epoch, window, bank)
-      (_, future), self._pending = self._pending, None
-      self._batches, self.window_stats, self._iterator = future.result()
-      self._window = (epoch, window)
-      self.digest = hashlib.sha1(self.digest.encode() + self._batches.tobytes()).hexdigest()
-    if self._iterator is None:  # resumed: rebuild the pipeline from the checkpointed index array
-      self._iterator = self._pipeline(epoch, window, self._batches, start_batch=offset)
-    element = next(self._iterator)
-    local_devices = len(self._mesh.local_devices)
-    views = parallel.interleave_views(element["view1"], element["view2"], local_devices)
-    return parallel.to_global(views, self._mesh), parallel.to_global(element["index"], self._mesh)
-
-  # -- checkpointing ---------------------------------------------------------------------------------
-
-  def state(self) -> tuple[dict[str, np.ndarray], dict]:
-    """Host arrays and JSON metadata that reproduce the batch sequence from here on."""
-    arrays, scalars, meta = {}, {}, {"pending": None}
-    if self._pending is not None:  # wait for it: its result and the sampler's state must be final
-      key, future = self._pending
-      batches, stats, _ = future.result()
-      arrays["next_batches"], meta["pending"], meta["pending_stats"] = batches, list(key), stats
-    for key, value in self._sampler.state_dict().items():
-      if isinstance(value, np.ndarray) and value.dtype != object:
-        arrays[f"sampler/{key}"] = value
-      else:
-        scalars[key] = value.item() if isinstance(value, np.generic) else value
-    meta.update(digest=self.digest, window=list(self._window) if self._window else None,
-                sampler=scalars, window_stats=self.window_stats)
-    if self._batches is not None:
-      arrays["batches"] = self._batches
-    return arrays, meta
-
-  def load(self, host: dict[str, np.ndarray], meta: dict) -> None:
-    """Restores what ``state()`` saved."""
-    arrays = {k.split("/", 1)[1]: v for k, v in host.items() if k.startswith("sampler/")}
-    self._sampler.load_state_dict({**meta["sampler"], **arrays})
-    self.digest, self.window_stats = meta["digest"], meta["window_stats"]
-    self._window = tuple(meta["window"]) if meta["window"] else None
-    self._batches = host.get("batches")
-    self._iterator = None
-    if meta["pending"]:
-      future = concurrent.futures.Future()
-      future.set_result((host["next_batches"], meta["pending_stats"], None))
-      self._pending = (tuple(meta["pending"]), future)
-
-  def final_stats(self, bank: jax.Array) -> dict[str, float]:
-    """The last refresh's batch statistics, or (if every window was a warm-up) the current window's."""
-    if self.window_stats or self._batches is None:
-      return self.window_stats
-    return diagnostics.batch_stats(self._batches, to_host(bank), self._task.pretrain_labels)
-
-  def close(self) -> None:
-    self._executor.shutdown(wait=True)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Evaluation on frozen features.
-
-
-def extract_features(encode: Callable, task, split: str, mesh) -> tuple[np.ndarray, np.ndarray]:
-  """Features and labels of every item of ``split`` (padding dropped)."""
-  features, labels = [], []
-  for element in task.eval_batches(split):
-    rows = element["inputs"].shape[0] // jax.process_count()
-    lo = jax.process_index() * rows
-    out = to_host(encode(parallel.to_global(element["inputs"][lo:lo + rows], mesh)))
-    keep = element["mask"]
-    features.append(out[keep])
-    labels.append(element["label"][keep])
-  return np.concatenate(features), np.concatenate(labels)
-
-
-def make_encoder_fn(graphdef: nnx.GraphDef) -> Callable:
-  """A jitted eval-mode encoder ``(params, batch_stats, x) -> features``."""
-
   @jax.jit
-  def encode(params, batch_stats, x):
-    model = nnx.merge(graphdef, params, batch_stats)
+  def run(params, model_state, inputs, extras):
+    model = nnx.merge(graphdef, params, model_state)
     model.eval()
-    return model.encode(x)
+    return model.encode(inputs).astype(jnp.float32), extras
+
+  def encode(batches: Iterable[dict]) -> dict[str, np.ndarray]:
+    parts: list[dict[str, np.ndarray]] = []
+    for element in batches:
+      extras = {k: np.asarray(v) for k, v in element.items() if k != "inputs"}
+      features, extras = run(state.params, state.model_state, parallel.to_global(element["inputs"], mesh),
+                             parallel.to_global(extras, mesh))
+      parts.append({"features": parallel.local_rows(features),
+                    **{k: parallel.local_rows(v) for k, v in extras.items()}})
+    if not parts:
+      raise ValueError("the task's evaluation batches are empty; allowed: at least one batch.")
+    local = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    gathered = parallel.gather_processes(local)
+    keep = np.flatnonzero(gathered["index"] >= 0)
+    keep = keep[np.argsort(gathered["index"][keep], kind="stable")]
+    return {k: v[keep] for k, v in gathered.items()}
 
   return encode
 
@@ -363,28 +258,34 @@ def make_encoder_fn(graphdef: nnx.GraphDef) -> Callable:
 # The loop.
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Pre-trains with the configured sampler and loss, evaluates, writes ``workdir/results.json``."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, task=None) -> dict:
+  """Pre-trains with the configured sampler, evaluates, writes ``workdir/results.json``.
+
+  ``task`` overrides ``config.task`` with any object that follows the Task protocol (DESIGN §3.6).
+  """
   start_time = time.time()
   validate_config(config)
   mesh = parallel.make_data_mesh()
   parallel.check_global_batch("config.batch_size", config.batch_size, mesh)
   parallel.check_global_batch("config.eval_batch_size", config.eval_batch_size, mesh)
-  task = tasks.make_task(config)
+  task = tasks.make_task(config) if task is None else task
   num_examples = task.num_examples
+  if num_examples < config.batch_size:
+    raise ValueError(f"config.batch_size={config.batch_size} exceeds the {num_examples} training items; "
+                     f"allowed: 2 … {num_examples}.")
   sampler = make_sampler(config, num_examples)
   steps_per_epoch = num_examples // config.batch_size
   total_steps = config.num_epochs * steps_per_epoch
   refresh = min(config.sampler.refresh_steps or steps_per_epoch, steps_per_epoch)
-  schedule = WindowSchedule(steps_per_epoch, refresh)
+  schedule = feeder_lib.WindowSchedule(steps_per_epoch, refresh)
 
-  tx = make_optimizer(config, total_steps)
-  graphdef, state = init_state(task.make_model(), tx, num_examples, 2 * config.model.projection_dim,
-                               config.seed, mesh)
-  train_step = make_train_step(graphdef, tx, make_loss(config), mesh)
-  encode = make_encoder_fn(graphdef)
-  feeder = BatchFeeder(task, sampler, schedule, mesh, warmup_epochs=config.sampler.warmup_epochs,
-                       lookahead_steps=config.sampler.lookahead_steps, total_steps=total_steps)
+  tx = optim.make_optimizer(config, total_steps)
+  graphdef, state = init_state(task.make_model(), tx, num_examples, task.bank_dim, config.seed, mesh)
+  train_step = make_train_step(graphdef, task, tx, mesh)
+  fill_step = make_fill_step(graphdef, task, mesh)
+  feeder = feeder_lib.BatchFeeder(task, sampler, schedule, mesh,
+                                  warmup_epochs=config.sampler.warmup_epochs,
+                                  lookahead_steps=config.sampler.lookahead_steps, total_steps=total_steps)
 
   os.makedirs(workdir, exist_ok=True)
   ckpt_dir = os.path.join(workdir, "checkpoints")
@@ -420,6 +321,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     meta["history"] = history
     ckpt.save(step_now, state, host, meta)
 
+  def evaluate(final: bool) -> dict[str, float]:
+    return {k: float(v) for k, v in task.evaluate(make_encode(graphdef, state, mesh), final=final).items()}
+
   progress = tqdm.tqdm(total=total_steps, initial=step, desc="train", unit="step",
                        disable=None if jax.process_index() == 0 else True)
   stop_at = total_steps if config.stop_after_steps <= 0 else min(total_steps,
@@ -428,13 +332,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   epoch_clock, paused = time.time(), 0.0  # per-epoch training time, checkpoint writes left out
   try:
     while step < stop_at:
-      feeder.maybe_prefetch(step, state.bank)
-      x, index = feeder.next_batch(step, state.bank)
+      window = feeder.due(step)
+      if window is not None:
+        if feeder.uses_bank(window):
+          state = fill_unwritten_rows(state, fill_step, task, mesh, batch_size=config.batch_size,
+                                      seed=config.seed)
+          freshness = {k: float(v) for k, v in bank_freshness(state.bank_written_at, state.step).items()}
+          feeder.submit(window, state.bank, freshness)
+        else:
+          feeder.submit(window, None)
+      inputs, index = feeder.next_batch(step)
       if feeder.new_window and feeder.window_stats:
+        epoch_now, window_now, _ = schedule.locate(step)
+        history.append({"event": "refresh", "step": step, "epoch": epoch_now, "window": window_now,
+                        **feeder.window_stats})
         writer.scalars(step, {f"batch_stats/{k}": v for k, v in feeder.window_stats.items()})
         logging.info("step %d | new batches: %s", step, ", ".join(
             f"{k} {v:.4f}" for k, v in feeder.window_stats.items() if isinstance(v, float)))
-      state, metrics = train_step(state, x, index)
+      state, metrics = train_step(state, inputs, index)
       pending_losses.append(metrics["loss"])
       step += 1
       progress.update(1)
@@ -449,12 +364,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       if step % steps_per_epoch == 0:
         jax.block_until_ready(state.step)
         epoch = step // steps_per_epoch
-        record = {"epoch": epoch, "step": step, "train_seconds": time.time() - epoch_clock - paused}
-        if config.knn_every_epochs and epoch % config.knn_every_epochs == 0:
-          record["knn_accuracy"] = _knn_accuracy(_frozen_features(encode, state, task, mesh), task,
-                                                 config)
-          writer.scalars(step, {"eval/knn_accuracy": record["knn_accuracy"]})
-          logging.info("epoch %d | knn accuracy %.4f", epoch, record["knn_accuracy"])
+        record = {"event": "epoch", "epoch": epoch, "step": step,
+                  "train_seconds": time.time() - epoch_clock - paused}
+        if config.eval_every_epochs and epoch % config.eval_every_epochs == 0 and step < total_steps:
+          metrics = evaluate(final=False)
+          record.update(metrics)
+          writer.scalars(step, {f"eval/{k}": v for k, v in metrics.items()})
+          logging.info("epoch %d | %s", epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         history.append(record)
       if step % config.checkpoint_steps == 0 or step == stop_at:
         save_start = time.time()
@@ -471,44 +387,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     writer.close()
     return {"steps": step, "stopped_early": True}
 
-  results = _final_results(config, workdir, state, encode, task, mesh, feeder, history, step,
-                           time.time() - start_time)
-  writer.scalars(step, {"eval/knn_accuracy": results["knn_accuracy"],
-                        "eval/linear_accuracy": results["linear_accuracy"]})
-  writer.close()
-  ckpt.close()
-  return results
-
-
-def _frozen_features(encode, state: TrainState, task, mesh) -> tuple[np.ndarray, ...]:
-  """(train features, train labels, test features, test labels) from the eval-mode encoder."""
-  fn = functools.partial(encode, state.params, state.batch_stats)
-  return (*extract_features(fn, task, "train", mesh), *extract_features(fn, task, "test", mesh))
-
-
-def _knn_accuracy(features: tuple[np.ndarray, ...], task, config) -> float:
-  return weighted_knn_accuracy(*features, num_classes=task.num_classes(), k=config.eval.knn_k,
-                               temperature=config.eval.knn_temperature)
-
-
-def _final_results(config, workdir, state, encode, task, mesh, feeder, history, step, wall) -> dict:
-  """Final kNN and linear-probe accuracy, last refresh's batch stats; written to results.json.
-
-  ``train_steps_per_second`` is steady-state throughput: steps per epoch over the median epoch's
-  training time (compilation and evaluation excluded).
-  """
-  features = _frozen_features(encode, state, task, mesh)
-  epoch_seconds = [h["train_seconds"] for h in history]
-  steps_per_epoch = step // len(history)
+  final = evaluate(final=True)
+  epochs = [h for h in history if h["event"] == "epoch"]
+  if epochs and config.eval_every_epochs and epochs[-1]["epoch"] % config.eval_every_epochs == 0:
+    epochs[-1].update(final)  # the last epoch's monitor is the final evaluation
   results = {
-      "sampler": config.sampler.name, "loss": config.loss.name, "dataset": config.dataset,
-      "steps": step, "knn_accuracy": _knn_accuracy(features, task, config),
-      "linear_accuracy": linear_probe_accuracy(*features, num_classes=task.num_classes(),
-                                               epochs=config.eval.linear_epochs,
-                                               learning_rate=config.eval.linear_learning_rate,
-                                               seed=config.seed),
-      "wall_seconds": wall,
-      "train_steps_per_second": steps_per_epoch / float(np.median(epoch_seconds)),
+      "task": config.task, "sampler": config.sampler.name, "loss": config.loss.name,
+      "dataset": config.dataset, "steps": step, **final,
+      "wall_seconds": time.time() - start_time,
+      # Steady-state throughput: steps per epoch over the median epoch's training time (compilation,
+      # evaluation and checkpoint writes excluded).
+      "train_steps_per_second": steps_per_epoch / float(np.median([h["train_seconds"] for h in epochs])),
       "batch_stats": feeder.final_stats(state.bank), "history": history,
       "batch_sequence_sha1": feeder.digest, "config": config.to_dict(),
   }
@@ -517,6 +406,9 @@ def _final_results(config, workdir, state, encode, task, mesh, feeder, history, 
     with open(path + ".tmp", "w") as f:
       json.dump(results, f, indent=2, default=str)
     os.replace(path + ".tmp", path)
+  writer.scalars(step, {f"eval/{k}": v for k, v in final.items()})
+  writer.close()
+  ckpt.close()
   return results
 
 

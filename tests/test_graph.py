@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from prosampler_jax import graph
+from prosampler_jax.normalize import l2_normalize
 
 N, D, CLUSTERS, K = 600, 16, 8, 10
 
@@ -121,7 +122,7 @@ def test_short_draw_falls_back_to_permutation(clustered, cosine):
   draws = jax.random.randint(jax.random.key(0), (groups, m1), 0, N, dtype=jnp.int32)
   _, keep, _, ok = graph._draw_oversampled(draws, N, m1)
   assert not np.asarray(ok).any() and (np.asarray(keep).sum(axis=1) < m1).all()
-  emb = jnp.asarray(graph._normalize(clustered[0]))
+  emb = jnp.asarray(l2_normalize(clustered[0]))
   rows = jnp.arange(groups * group, dtype=jnp.int32).reshape(groups, group)
   g = np.asarray(graph._candidate_chunk(emb, rows, jax.random.key(1), num_neighbors=K, num_draw=m1,
                                         length=m1)).reshape(-1, K)

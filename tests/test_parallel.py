@@ -1,6 +1,7 @@
 """Tests for the data-parallel helpers (4 simulated CPU devices, set in conftest)."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -8,24 +9,42 @@ from prosampler_jax import losses
 from prosampler_jax import parallel
 
 
-def test_interleave_views_puts_each_devices_two_views_in_its_shard():
-  view1 = np.arange(8)[:, None] * np.ones((1, 3))
-  view2 = 100 + view1
-  x = parallel.interleave_views(view1, view2, num_local_devices=4)
-  shards = x.reshape(4, 4, 3)[:, :, 0]
-  np.testing.assert_array_equal(shards, [[0, 1, 100, 101], [2, 3, 102, 103], [4, 5, 104, 105],
-                                         [6, 7, 106, 107]])
-
-
-def test_paired_loss_and_rows_equals_the_global_loss():
+def test_shard_map_loss_and_rows_equals_the_global_loss():
   mesh = parallel.make_data_mesh()
   rng = np.random.default_rng(0)
   z1, z2 = rng.normal(size=(2, 16, 5)).astype(np.float32)
-  z = parallel.to_global(parallel.interleave_views(z1, z2, mesh.size), mesh)
-  loss, rows = jax.jit(parallel.paired_loss_and_rows(losses.nt_xent, mesh))(z)
+
+  def loss_and_rows(outputs, *, axis_name):
+    a, b = outputs
+    return losses.nt_xent(a, b, axis_name=axis_name), a + b
+
+  fn = jax.jit(parallel.shard_map_loss_and_rows(loss_and_rows, mesh))
+  loss, rows = fn(parallel.to_global((z1, z2), mesh))
   np.testing.assert_allclose(loss, losses.nt_xent(z1, z2), rtol=1e-5)
-  unit = lambda a: a / np.linalg.norm(a, axis=-1, keepdims=True)
-  np.testing.assert_allclose(rows, unit(np.concatenate([unit(z1), unit(z2)], -1)), atol=1e-6)
+  np.testing.assert_allclose(rows, z1 + z2, atol=1e-6)
+  assert rows.sharding.spec == parallel.data_sharded(mesh).spec
+
+
+def test_local_rows_keep_values_paired_whatever_the_device_order():
+  """A mesh whose device order is not the natural one: rows that travelled together stay together."""
+  devices = jax.devices()
+  mesh = parallel.make_data_mesh([devices[2], devices[0], devices[3], devices[1]])
+  features = np.arange(16, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+  index = np.arange(16, dtype=np.int32)
+  out_features, out_index = jax.jit(lambda f, i: (f * 2, i))(*parallel.to_global((features, index), mesh))
+  local_features, local_index = parallel.local_rows(out_features), parallel.local_rows(out_index)
+  np.testing.assert_array_equal(local_features[:, 0], 2 * local_index)
+  np.testing.assert_array_equal(np.sort(local_index), index)
+  assert parallel.gather_processes({"a": local_index})["a"] is local_index  # one process: identity
+
+
+def test_to_global_and_to_host_round_trip_a_pytree():
+  mesh = parallel.make_data_mesh()
+  tree = {"x": np.arange(8, dtype=np.float32), "y": {"z": np.ones((8, 2), np.int32)}}
+  glob = parallel.to_global(tree, mesh)
+  assert glob["y"]["z"].sharding.spec == parallel.data_sharded(mesh).spec
+  np.testing.assert_array_equal(parallel.to_host(glob["x"]), tree["x"])
+  np.testing.assert_array_equal(parallel.to_host(jnp.asarray(glob["y"]["z"])), tree["y"]["z"])
 
 
 def test_check_global_batch():

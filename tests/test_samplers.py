@@ -9,6 +9,7 @@ import pytest
 
 from prosampler_jax import samplers
 from prosampler_jax.samplers import tail as tail_lib
+from prosampler_jax.normalize import l2_normalize
 
 N, B, D, CLUSTERS = 2000, 32, 16, 20
 
@@ -207,8 +208,8 @@ def test_tail_graph_tiles_match_the_dense_graph(monkeypatch, paired, tile, thres
   # One tile, or many (a partial last one, padding) and a threshold that keeps every pair: same graph.
   monkeypatch.setattr(tail_lib, "_TILE", tile)
   rng = np.random.default_rng(0)
-  x = tail_lib._normalize(rng.normal(size=(300, 5)).astype(np.float32))
-  y = tail_lib._normalize(rng.normal(size=(300, 5)).astype(np.float32)) if paired else None
+  x = l2_normalize(rng.normal(size=(300, 5)).astype(np.float32))
+  y = l2_normalize(rng.normal(size=(300, 5)).astype(np.float32)) if paired else None
   adjacency = tail_lib._tail_graph(x, y, threshold)
   assert adjacency.has_sorted_indices  # Reverse Cuthill–McKee then breaks ties by label.
   graph = adjacency.toarray() > 0

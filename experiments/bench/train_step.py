@@ -32,7 +32,7 @@ def main(argv):
     for name in _SAMPLERS.value:
       config = _CONFIG.value.copy_and_resolve_references()
       config.sampler.name = name
-      config.knn_every_epochs = 0
+      config.eval_every_epochs = 0
       config.eval.linear_epochs = 1
       config.checkpoint_steps = 10**9
       with tempfile.TemporaryDirectory() as workdir:

@@ -42,12 +42,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.sampler.quantile = ml_collections.config_dict.placeholder(float)  # tail; None: keep ≈ N·B edges
   config.sampler.refresh_steps = 0    # t; 0: once per epoch
   config.sampler.warmup_epochs = 1    # uniform epochs that fill the bank first
-  config.sampler.lookahead_steps = 8  # sample the next window this many steps early, in the background
+  # Sample the next window this many steps early, in the background; capped at refresh_steps // 8
+  # (feeder.effective_lookahead) so a window never misses more than an eighth of a window of writes.
+  config.sampler.lookahead_steps = 8
 
   config.optimizer = ml_collections.ConfigDict()
-  config.optimizer.name = "adam"      # adam | lars | sgd
+  config.optimizer.name = "adam"      # adam (coupled L2) | adamw | lars | sgd
   config.optimizer.learning_rate = 1e-3
-  config.optimizer.weight_decay = 1e-6
+  config.optimizer.weight_decay = 1e-6  # kernels only: biases and norm scales are never decayed
+  config.optimizer.momentum = 0.9     # lars, sgd
   config.optimizer.schedule = "constant"  # constant | cosine
   config.optimizer.warmup_steps = 0
 
@@ -58,7 +61,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.knn_temperature = 0.5
   config.eval.linear_epochs = 100
   config.eval.linear_learning_rate = 1e-3
-  config.knn_every_epochs = 1         # 0: only at the end
+  config.eval_every_epochs = 1        # the task's cheap monitor (kNN for images); 0: only at the end
 
   config.log_every_steps = 50
   config.checkpoint_steps = 1000

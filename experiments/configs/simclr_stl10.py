@@ -30,6 +30,6 @@ def get_config():
   config.sampler.restart_prob = 0.2
   config.sampler.refresh_steps = 100
   config.sampler.warmup_epochs = 1
-  config.knn_every_epochs = 5
+  config.eval_every_epochs = 5
   config.checkpoint_steps = 2000
   return config

@@ -18,6 +18,7 @@ from sklearn import datasets
 
 from prosampler_jax import diagnostics
 from prosampler_jax import samplers
+from prosampler_jax.normalize import l2_normalize
 
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size B.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the projection and of every sampler.")
@@ -33,7 +34,7 @@ def embed_digits(dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
   pixels -= pixels.mean(axis=0)
   projection = np.random.default_rng(seed).normal(size=(pixels.shape[1], dim)).astype(np.float32)
   z = pixels @ projection
-  return z / np.linalg.norm(z, axis=1, keepdims=True), digits.target
+  return l2_normalize(z), digits.target
 
 
 def build_samplers(num_examples: int, batch_size: int, seed: int) -> dict[str, samplers.BatchSampler]:

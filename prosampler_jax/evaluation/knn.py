@@ -14,18 +14,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from prosampler_jax import _checks
+from prosampler_jax.normalize import l2_normalize
 from prosampler_jax.evaluation import _inputs
-
-
-def _normalize(x: jax.Array) -> jax.Array:
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 @functools.partial(jax.jit, static_argnames=("k", "num_classes"))
 def _predict_chunk(test_chunk: jax.Array, train: jax.Array, train_labels: jax.Array,
                    temperature: jax.Array, *, k: int, num_classes: int) -> jax.Array:
   """Predicted classes of one chunk of (normalised) test items, [C] int32; memory O(C·N_train)."""
-  sims = jnp.matmul(_normalize(test_chunk), train.T, precision=jax.lax.Precision.HIGHEST)
+  sims = jnp.matmul(l2_normalize(test_chunk), train.T, precision=jax.lax.Precision.HIGHEST)
   top_sims, top_index = jax.lax.top_k(sims, k)
   # Subtracting each row's max rescales its class scores by one constant: argmax unchanged, no overflow.
   weights = jnp.exp((top_sims - top_sims[:, :1]) / temperature)
@@ -57,7 +54,7 @@ def weighted_knn_accuracy(train_features, train_labels, test_features, test_labe
   padded = np.zeros((num_chunks * chunk, test_x.shape[1]), np.float32)
   padded[:num_test] = test_x
 
-  train = _normalize(jnp.asarray(train_x))
+  train = l2_normalize(jnp.asarray(train_x))
   labels = jnp.asarray(train_y)
   temp = jnp.float32(temperature)
   predictions = [

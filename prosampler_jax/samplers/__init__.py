@@ -22,13 +22,18 @@ SAMPLERS = {
 }
 
 
-def make_sampler(name: str, num_examples: int, batch_size: int, **kwargs) -> BatchSampler:
-  """Builds the sampler called ``name`` (a config string) with the sampler's keyword arguments."""
+def keyword_arguments(name: str) -> list[str]:
+  """The keyword-only arguments of sampler ``name``'s constructor (read from its signature)."""
   if name not in SAMPLERS:
     raise ValueError(f"name={name!r} is not a sampler; allowed: {', '.join(map(repr, SAMPLERS))}.")
+  return [p.name for p in inspect.signature(SAMPLERS[name].__init__).parameters.values()
+          if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+def make_sampler(name: str, num_examples: int, batch_size: int, **kwargs) -> BatchSampler:
+  """Builds the sampler called ``name`` (a config string) with the sampler's keyword arguments."""
+  allowed = keyword_arguments(name)
   cls = SAMPLERS[name]
-  allowed = [p.name for p in inspect.signature(cls.__init__).parameters.values()
-             if p.kind is inspect.Parameter.KEYWORD_ONLY]
   unknown = sorted(set(kwargs) - set(allowed))
   if unknown:
     raise ValueError(f"unknown argument(s) {unknown} for sampler {name!r}; allowed: {allowed}.")
@@ -36,4 +41,4 @@ def make_sampler(name: str, num_examples: int, batch_size: int, **kwargs) -> Bat
 
 
 __all__ = ["BatchSampler", "KnnSampler", "ProximitySampler", "SAMPLERS", "TailSampler",
-           "UniformSampler", "make_sampler"]
+           "UniformSampler", "keyword_arguments", "make_sampler"]

@@ -22,6 +22,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 
 from prosampler_jax import _checks
+from prosampler_jax.normalize import l2_normalize
 from prosampler_jax.samplers import base
 
 _TILE = 2048  # rows and columns per similarity tile (16 MiB of float32): bounds memory at any N, and
@@ -93,14 +94,11 @@ class TailSampler(base.BatchSampler):
     """
     b = self.batch_size
     quantile = self.quantile if self.quantile is not None else max(0.0, 1.0 - b / pool.size)
-    order = _tail_order(_normalize(x[pool]), None if y is None else _normalize(y[pool]), quantile, rng)
+    y_pool = None if y is None else l2_normalize(y[pool])
+    order = _tail_order(l2_normalize(x[pool]), y_pool, quantile, rng)
     count = pool.size // b
     offset = int(rng.integers(0, pool.size - count * b + 1))
     return pool[order[offset:offset + count * b]].reshape(count, b)
-
-
-def _normalize(x: np.ndarray) -> np.ndarray:
-  return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def _symmetric_sims(xr, yr, x, y, dot=np.dot):

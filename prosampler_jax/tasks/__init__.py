@@ -1,14 +1,17 @@
-"""Modalities for the one training loop: a task = data sources + model + augmentations + evaluation data.
+"""Modalities for the one training loop (DESIGN §3.6): a task = data + model + loss + evaluation.
 
-The loop (``prosampler_jax.train``) only relies on the ``Task`` protocol below, so SimCSE and GraphCL
-plug in by adding a module here, not a new loop.
+The loop (``prosampler_jax.train``) owns the train state, the mesh, the feeder, checkpoints and logs, and
+only relies on the ``Task`` protocol below: it never looks inside a task's inputs or outputs. SimCSE and
+GraphCL plug in by adding a module here, not a new loop; ``train_and_evaluate(config, workdir, task=…)``
+also accepts any object that follows the protocol.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
+import jax
 import ml_collections
 import numpy as np
 from flax import nnx
@@ -19,21 +22,36 @@ TASKS = ("simclr",)
 class Task(Protocol):
   """What the training loop needs from a modality."""
 
-  num_examples: int                 # N: size of the set the sampler draws batches from
-  pretrain_labels: np.ndarray | None  # labels of those items (for false-negative diagnostics), or None
+  num_examples: int                   # N: items the sampler draws batches from
+  pretrain_labels: np.ndarray | None  # their labels, for false-negative diagnostics, or None
+  bank_dim: int                       # width of one bank row
 
   def make_model(self) -> nnx.Module:
-    """A model with ``__call__(x) -> (features, projections)`` and ``encode(x) -> features``."""
+    """The model, with any NNX state (Param, BatchStat, RNG streams for dropout). Its
+    ``encode(inputs)`` gives the frozen features evaluation uses."""
 
   def pretrain_batches(self, batches: np.ndarray, *, window: int, start_batch: int
-                       ) -> Iterator[dict[str, np.ndarray]]:
-    """This process's rows of each batch: ``{"view1", "view2", "index"}``, in the order of ``batches``."""
+                       ) -> Iterator[dict[str, Any]]:
+    """This process's rows of each row of ``batches`` (int32 ``[num_batches, B]``), in order, from row
+    ``start_batch``: ``{"inputs": pytree with leaves [B_local, ...], "index": int32 [B_local]}``.
+    A pure function of (seed, window, row, column), so resumed runs see the same inputs."""
 
-  def eval_batches(self, split: str) -> Iterator[dict[str, np.ndarray]]:
-    """Unaugmented ``{"inputs", "label", "mask"}`` batches of ``split`` ("train" or "test")."""
+  def forward(self, model: nnx.Module, inputs: Any) -> Any:
+    """The model's outputs for a global batch (global view under ``jit``: BatchNorm sees the whole
+    batch). Leaves must keep the batch as their leading axis: the loop splits them over devices."""
 
-  def num_classes(self) -> int:
-    """Number of label classes for evaluation."""
+  def loss_and_rows(self, outputs: Any, *, axis_name: str | None) -> tuple[jax.Array, jax.Array]:
+    """Per shard inside ``shard_map``: (the global batch's loss, negatives all-gathered over
+    ``axis_name``; this shard's bank rows ``[B_local, bank_dim]``, L2-normalised)."""
+
+  def sampler_view(self, bank: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """What the sampler sees: the bank, or its (x, y) halves for paired data (Tail Batch Sampling)."""
+
+  def evaluate(self, encode: Callable[..., dict[str, np.ndarray]], *, final: bool) -> dict[str, float]:
+    """Frozen-encoder metrics. ``encode(batches)`` takes this process's evaluation batches
+    (``{"inputs", "index" (< 0 = padding), per-item extras}``) and returns ``{"features", "index",
+    extras…}`` for every item of every process, padding dropped, sorted by index. ``final`` asks for
+    the full protocol (e.g. the linear probe), otherwise the cheap per-epoch monitor."""
 
 
 def make_task(config: ml_collections.ConfigDict) -> Task:

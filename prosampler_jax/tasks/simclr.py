@@ -1,27 +1,47 @@
-"""SimCLR on images: in-memory image sources, two stateless tf.data augmentations per item, a ResNet/CNN."""
+"""SimCLR on images (Chen et al. 2020): two augmented views per item, a ResNet/CNN + projection head,
+an NT-Xent-family loss, and weighted-kNN / linear-probe evaluation on frozen features.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from flax import nnx
 
-from prosampler_jax import data
+from prosampler_jax import _checks
+from prosampler_jax import losses
 from prosampler_jax import models
+from prosampler_jax.evaluation import linear_probe_accuracy, weighted_knn_accuracy
+from prosampler_jax.normalize import l2_normalize
+
+LOSSES = ("nt_xent", "dcl", "hcl")  # the SimCLR family: 2B anchors, both views of other items negative
 
 
 class SimCLRTask:
-  """Images for contrastive pre-training (``pretrain`` split) and kNN / linear evaluation."""
+  """Images for contrastive pre-training (``pretrain`` split) and kNN / linear evaluation.
+
+  Inputs are ``{"view1", "view2"}`` image batches; the bank row of an item is
+  normalise(concat(normalise(z1), normalise(z2))), ``2 · projection_dim`` wide (ProSampler's bank).
+  """
 
   def __init__(self, config: ml_collections.ConfigDict):
-    if config.dataset not in data.DATASETS:
-      raise ValueError(f"config.dataset={config.dataset!r} is not supported; allowed: "
-                       f"{', '.join(data.DATASETS)}.")
-    self._config = config
+    # Everything that can be checked without data is checked first: a typo costs no data load.
+    from prosampler_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow: only here)
+    _checks.check_choice("config.dataset", config.dataset, data.DATASETS)
+    _checks.check_choice("config.model.encoder", config.model.encoder, models.ENCODERS)
+    self._loss = losses.bind(config.loss.name, config.loss, allowed=LOSSES)
+    overrides = {k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in config.augment.items()}
+    self._augment = dataclasses.replace(data.augment_config_for(config.dataset), **overrides)
+    self._config, self._data = config, data
+    self.bank_dim = 2 * _checks.check_int("config.model.projection_dim", config.model.projection_dim,
+                                          low=1)
+
     load = lambda split: data.load_image_source(config.dataset, split, data_dir=config.data_dir or None,
                                                 seed=config.seed)
     pretrain = load("pretrain")
@@ -32,14 +52,32 @@ class SimCLRTask:
                      "test": load("test")}
     self.num_examples = len(pretrain)
     self.pretrain_labels = labels if fully_labeled else None
-    overrides = {k: (tuple(v) if isinstance(v, (list, tuple)) else v)
-                 for k, v in config.augment.items()}
-    self._augment = dataclasses.replace(data.augment_config_for(config.dataset), **overrides)
 
-  def num_classes(self) -> int:
-    return self._sources["train"].num_classes
+  # -- data ------------------------------------------------------------------------------------------
 
-  def make_model(self):
+  def pretrain_batches(self, batches: np.ndarray, *, window: int, start_batch: int
+                       ) -> Iterator[dict[str, Any]]:
+    dataset = self._data.pretrain_dataset(
+        self._sources["pretrain"], batches, seed=self._config.seed, window=window,
+        augment=self._augment, process_index=jax.process_index(),
+        process_count=jax.process_count(), start_batch=start_batch)
+    for element in dataset.as_numpy_iterator():
+      yield {"inputs": {"view1": element["view1"], "view2": element["view2"]}, "index": element["index"]}
+
+  def _eval_batches(self, split: str) -> Iterator[dict[str, np.ndarray]]:
+    """This process's rows of each un-augmented evaluation batch, with item indices and labels."""
+    batch_size = self._config.eval_batch_size
+    local = batch_size // jax.process_count()
+    rows = slice(jax.process_index() * local, (jax.process_index() + 1) * local)
+    dataset = self._data.eval_dataset(self._sources[split], batch_size=batch_size)
+    for number, element in enumerate(dataset.as_numpy_iterator()):
+      index = np.where(element["mask"], number * batch_size + np.arange(batch_size), -1)
+      yield {"inputs": element["image"][rows], "index": index[rows].astype(np.int32),
+             "label": element["label"][rows]}
+
+  # -- model and loss --------------------------------------------------------------------------------
+
+  def make_model(self) -> nnx.Module:
     config = self._config
     return models.make_model(
         config.model.encoder, in_channels=self._sources["pretrain"].image_shape[-1],
@@ -48,15 +86,41 @@ class SimCLRTask:
         projection_hidden=config.model.projection_hidden or None,
         dtype=jnp.dtype(config.model.dtype), seed=config.seed)
 
-  def pretrain_batches(self, batches: np.ndarray, *, window: int, start_batch: int
-                       ) -> Iterator[dict[str, np.ndarray]]:
-    dataset = data.pretrain_dataset(
-        self._sources["pretrain"], batches, seed=self._config.seed, window=window,
-        augment=self._augment, process_index=jax.process_index(),
-        process_count=jax.process_count(), start_batch=start_batch)
-    return dataset.as_numpy_iterator()
+  def forward(self, model: nnx.Module, inputs: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    """Both views in one pass, so BatchNorm normalises over all 2B images; returns (z1, z2).
 
-  def eval_batches(self, split: str) -> Iterator[dict[str, np.ndarray]]:
-    dataset = data.eval_dataset(self._sources[split], batch_size=self._config.eval_batch_size)
-    for element in dataset.as_numpy_iterator():
-      yield {"inputs": element["image"], "label": element["label"], "mask": element["mask"]}
+    The views are stacked per item ([B, 2, ...] → [2B, ...]): each device's rows stay on that device,
+    so no image moves between devices.
+    """
+    view1, view2 = inputs["view1"], inputs["view2"]
+    batch = view1.shape[0]
+    x = jnp.stack([view1, view2], axis=1).reshape(2 * batch, *view1.shape[1:])
+    _, projections = model(x)
+    projections = projections.reshape(batch, 2, -1)
+    return projections[:, 0], projections[:, 1]
+
+  def loss_and_rows(self, outputs: tuple[jax.Array, jax.Array], *, axis_name: str | None
+                    ) -> tuple[jax.Array, jax.Array]:
+    z1, z2 = outputs
+    rows = l2_normalize(jnp.concatenate([l2_normalize(z1), l2_normalize(z2)], axis=-1))
+    return self._loss(z1, z2, axis_name=axis_name), rows
+
+  def sampler_view(self, bank: np.ndarray) -> np.ndarray:
+    return bank
+
+  # -- evaluation ------------------------------------------------------------------------------------
+
+  def evaluate(self, encode: Callable[..., dict[str, np.ndarray]], *, final: bool) -> dict[str, float]:
+    """Weighted kNN accuracy (every call) and, when ``final``, linear-probe accuracy."""
+    config = self._config
+    train, test = encode(self._eval_batches("train")), encode(self._eval_batches("test"))
+    split = (train["features"], train["label"], test["features"], test["label"])
+    num_classes = self._sources["train"].num_classes
+    metrics = {"knn_accuracy": weighted_knn_accuracy(*split, num_classes=num_classes,
+                                                     k=config.eval.knn_k,
+                                                     temperature=config.eval.knn_temperature)}
+    if final:
+      metrics["linear_accuracy"] = linear_probe_accuracy(
+          *split, num_classes=num_classes, epochs=config.eval.linear_epochs,
+          learning_rate=config.eval.linear_learning_rate, seed=config.seed)
+    return metrics

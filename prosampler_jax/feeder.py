@@ -1,0 +1,240 @@
+"""Sampler windows → input pipeline: which batches the loop trains on, sampled one window ahead.
+
+An epoch of ``N // B`` steps is split into windows of ``refresh_steps`` steps (ProSampler's t). Each
+window's index array comes from ``sampler.sample(epoch, view, num_batches=refresh_steps, window=w)`` on a
+snapshot of the embedding bank, and the task's ``pretrain_batches`` turns it into device batches.
+
+When is a window sampled? The loop asks :meth:`BatchFeeder.due` before every step. A window is due
+
+- at its first step, if it was not sampled earlier (the first window of a run, a resumed run, or
+  ``lookahead = 0``);
+- ``lookahead`` steps before its first step, while the window before it is running: the sampler then
+  runs in a worker thread while the device trains. The look-ahead is ``min(lookahead_steps,
+  refresh_steps // 8)``: at most an eighth of a window, so the bank a window is sampled from misses at most
+  an eighth of the previous window's writes (see :func:`effective_lookahead`).
+
+Windows of warm-up epochs are uniform and see no bank. After warm-up the loop hands :meth:`submit` a bank
+in which every row was written by training (it encodes the rows training never wrote first), and the
+bank's freshness (``bank_written_fraction``, ``bank_staleness_steps``) is recorded with the window.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import copy
+import dataclasses
+import hashlib
+import math
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+
+from prosampler_jax import diagnostics
+from prosampler_jax import parallel
+
+LOOKAHEAD_FRACTION = 8  # the look-ahead is at most 1/8 of a refresh window
+
+
+def effective_lookahead(lookahead_steps: int, refresh_steps: int) -> int:
+  """Steps by which sampling runs ahead: ``min(lookahead_steps, refresh_steps // 8)``.
+
+  Why a fraction: a window sampled ``L`` steps early is sampled from a bank that misses the last ``L``
+  steps of writes. Capping ``L`` at an eighth of the window keeps that gap small whatever t is; windows
+  shorter than 8 steps are sampled synchronously, at their first step.
+  """
+  return min(lookahead_steps, refresh_steps // LOOKAHEAD_FRACTION)
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowSchedule:
+  """Splits each epoch of ``steps_per_epoch`` steps into refresh windows of ``refresh_steps`` batches."""
+  steps_per_epoch: int
+  refresh_steps: int
+
+  @property
+  def windows_per_epoch(self) -> int:
+    return math.ceil(self.steps_per_epoch / self.refresh_steps)
+
+  def locate(self, step: int) -> tuple[int, int, int]:
+    """(epoch, window within the epoch, offset within the window) of global step ``step``."""
+    epoch, position = divmod(step, self.steps_per_epoch)
+    window, offset = divmod(position, self.refresh_steps)
+    return epoch, window, offset
+
+  def window_start(self, epoch: int, window: int) -> int:
+    return epoch * self.steps_per_epoch + window * self.refresh_steps
+
+  def window_length(self, window: int) -> int:
+    return min(self.refresh_steps, self.steps_per_epoch - window * self.refresh_steps)
+
+  def next_window(self, epoch: int, window: int) -> tuple[int, int]:
+    return (epoch, window + 1) if window + 1 < self.windows_per_epoch else (epoch + 1, 0)
+
+  def global_window(self, epoch: int, window: int) -> int:
+    """A run-wide window number (the input pipeline's augmentation seed)."""
+    return epoch * self.windows_per_epoch + window
+
+
+class BatchFeeder:
+  """Turns bank snapshots into index arrays and index arrays into device batches, one window ahead.
+
+  All randomness comes from the sampler's seed, the window and the bank snapshot, and the feeder's
+  :meth:`state` holds the sampler's state and the current and pending index arrays, so a run resumed
+  from a checkpoint sees the same batches.
+  """
+
+  def __init__(self, task, sampler, schedule: WindowSchedule, mesh, *, warmup_epochs: int,
+               lookahead_steps: int, total_steps: int):
+    self._task, self._sampler, self._schedule, self._mesh = task, sampler, schedule, mesh
+    self._warmup_epochs, self._total = warmup_epochs, total_steps
+    self.lookahead = effective_lookahead(lookahead_steps, schedule.refresh_steps)
+    self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler")
+    self._pending: tuple[tuple[int, int], concurrent.futures.Future] | None = None
+    self._window: tuple[int, int] | None = None
+    self._batches: np.ndarray | None = None
+    self._iterator: Iterator | None = None
+    self.digest = hashlib.sha1().hexdigest()  # running digest of every window's index array
+    self.window_stats: dict[str, float] = {}
+    self.new_window = False  # True right after next_batch() switched to a freshly sampled window
+
+  # -- when and from what to sample ------------------------------------------------------------------
+
+  def due(self, step: int) -> tuple[int, int] | None:
+    """The (epoch, window) that must be submitted before step ``step`` runs, or None."""
+    current = self._schedule.locate(step)[:2]
+    pending = None if self._pending is None else self._pending[0]
+    if self._window != current and pending != current:
+      return current
+    if self.lookahead == 0 or pending is not None or self._window != current:
+      return None
+    upcoming = self._schedule.next_window(*current)
+    start = self._schedule.window_start(*upcoming)
+    if start < self._total and step >= start - self.lookahead:
+      return upcoming
+    return None
+
+  def uses_bank(self, window: tuple[int, int]) -> bool:
+    """Whether ``window`` is sampled from the bank (after warm-up) rather than uniformly."""
+    return window[0] >= self._warmup_epochs
+
+  def submit(self, window: tuple[int, int], bank: jax.Array | None,
+             freshness: dict[str, float] | None = None) -> None:
+    """Starts sampling ``window`` in the worker thread from a copy of ``bank`` (None: uniform).
+
+    ``freshness`` (the bank's written fraction and staleness when the copy was taken) is recorded with
+    the window's batch statistics.
+    """
+    if self._pending is not None:
+      raise RuntimeError(f"window {self._pending[0]} is still pending; submit {window} after it is used.")
+    snapshot = None if bank is None else bank.copy()  # the train step donates the bank: copy it now
+    freshness = dict(freshness or {})
+    job = lambda: self._sample(*window, None if snapshot is None else parallel.to_host(snapshot),
+                               freshness)
+    self._pending = (tuple(window), self._executor.submit(job))
+
+  def _sample(self, epoch: int, window: int, bank: np.ndarray | None,
+              freshness: dict[str, float]) -> tuple[np.ndarray, dict, Iterator]:
+    """The window's index array, its statistics and its input pipeline (already prefetching)."""
+    view = None if bank is None else self._task.sampler_view(bank)
+    batches = self._sampler.sample(epoch, view, num_batches=self._schedule.refresh_steps, window=window)
+    stats = dict(freshness)
+    if bank is not None:
+      stats.update(diagnostics.batch_stats(batches[:self._schedule.window_length(window)], bank,
+                                           self._task.pretrain_labels))
+    return batches, stats, self._pipeline(epoch, window, batches, start_batch=0)
+
+  def _pipeline(self, epoch: int, window: int, batches: np.ndarray, *, start_batch: int) -> Iterator:
+    return self._task.pretrain_batches(batches, window=self._schedule.global_window(epoch, window),
+                                       start_batch=start_batch)
+
+  def precompile(self, bank: jax.Array) -> None:
+    """Runs a throw-away copy of the sampler once, in a thread of its own, so its JAX kernels compile
+    during the warm-up epoch instead of stalling the first window that needs them."""
+    sampler, snapshot = copy.deepcopy(self._sampler), bank.copy()
+    window_length = self._schedule.window_length(0)
+
+    def job():
+      host_bank = parallel.to_host(snapshot)
+      batches = sampler.sample(self._warmup_epochs, self._task.sampler_view(host_bank),
+                               num_batches=self._schedule.refresh_steps)
+      diagnostics.batch_stats(batches[:window_length], host_bank, self._task.pretrain_labels)
+
+    # Its own thread: the first window's sampling must not queue behind it.
+    threading.Thread(target=job, name="sampler-precompile", daemon=True).start()
+
+  # -- feeding ---------------------------------------------------------------------------------------
+
+  def next_batch(self, step: int) -> tuple[Any, jax.Array]:
+    """The global (inputs pytree, item indices) for ``step``; switches windows when one begins."""
+    epoch, window, offset = self._schedule.locate(step)
+    self.new_window = self._window != (epoch, window)
+    if self.new_window:
+      if self._pending is None or self._pending[0] != (epoch, window):
+        raise RuntimeError(f"step {step} needs window {(epoch, window)}, which was never submitted; "
+                           "call due(step) and submit() first.")
+      (_, future), self._pending = self._pending, None
+      self._batches, self.window_stats, self._iterator = future.result()
+      self._window = (epoch, window)
+      self._check_processes_agree()
+      self.digest = hashlib.sha1(self.digest.encode() + self._batches.tobytes()).hexdigest()
+    if self._iterator is None:  # resumed: rebuild the pipeline from the checkpointed index array
+      self._iterator = self._pipeline(epoch, window, self._batches, start_batch=offset)
+    element = next(self._iterator)
+    return (parallel.to_global(element["inputs"], self._mesh),
+            parallel.to_global(element["index"], self._mesh))
+
+  def _check_processes_agree(self) -> None:
+    """Every process must train on the same index array: compare 8 bytes of its hash (multi-host only)."""
+    if jax.process_count() == 1:
+      return
+    digest = np.frombuffer(hashlib.sha1(self._batches.tobytes()).digest()[:8], np.int64)
+    multihost_utils.assert_equal(digest, f"processes sampled different batches for window "
+                                 f"{self._window}; check that every process has the same data, config "
+                                 "and seed.")
+
+  # -- checkpointing ---------------------------------------------------------------------------------
+
+  def state(self) -> tuple[dict[str, np.ndarray], dict]:
+    """Host arrays and JSON metadata that reproduce the batch sequence from here on."""
+    arrays, scalars, meta = {}, {}, {"pending": None}
+    if self._pending is not None:  # wait for it: its result and the sampler's state must be final
+      key, future = self._pending
+      batches, stats, _ = future.result()
+      arrays["next_batches"], meta["pending"], meta["pending_stats"] = batches, list(key), stats
+    for key, value in self._sampler.state_dict().items():
+      if isinstance(value, np.ndarray) and value.dtype != object:
+        arrays[f"sampler/{key}"] = value
+      else:
+        scalars[key] = value.item() if isinstance(value, np.generic) else value
+    meta.update(digest=self.digest, window=list(self._window) if self._window else None,
+                sampler=scalars, window_stats=self.window_stats)
+    if self._batches is not None:
+      arrays["batches"] = self._batches
+    return arrays, meta
+
+  def load(self, host: dict[str, np.ndarray], meta: dict) -> None:
+    """Restores what :meth:`state` saved."""
+    arrays = {k.split("/", 1)[1]: v for k, v in host.items() if k.startswith("sampler/")}
+    self._sampler.load_state_dict({**meta["sampler"], **arrays})
+    self.digest, self.window_stats = meta["digest"], meta["window_stats"]
+    self._window = tuple(meta["window"]) if meta["window"] else None
+    self._batches = host.get("batches")
+    self._iterator = None
+    self._pending = None
+    if meta["pending"]:
+      future = concurrent.futures.Future()
+      future.set_result((host["next_batches"], meta["pending_stats"], None))  # pipeline built on use
+      self._pending = (tuple(meta["pending"]), future)
+
+  def final_stats(self, bank: jax.Array) -> dict[str, float]:
+    """The last refresh's batch statistics, or (if every window was a warm-up) the current window's."""
+    if self.window_stats or self._batches is None:
+      return self.window_stats
+    return diagnostics.batch_stats(self._batches, parallel.to_host(bank), self._task.pretrain_labels)
+
+  def close(self) -> None:
+    self._executor.shutdown(wait=True)

@@ -1,0 +1,141 @@
+"""Tests for the feeder: window schedule, look-ahead rule, which windows are sampled when, from which
+bank snapshot, and exact resume of the feeder's own state (a real sampler and a real task, no TF)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tiny_tasks
+from prosampler_jax import feeder as feeder_lib
+from prosampler_jax import parallel
+from prosampler_jax import samplers
+
+
+class RecordingSampler(samplers.ProximitySampler):
+  """A real ProSampler that also records each call's (epoch, window, embeddings)."""
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.calls = []
+
+  def sample(self, epoch, embeddings=None, *, num_batches=None, window=0):
+    batches = super().sample(epoch, embeddings, num_batches=num_batches, window=window)
+    self.calls.append((epoch, window, None if embeddings is None else np.array(embeddings), batches))
+    return batches
+
+
+def make_feeder(task, *, steps_per_epoch=20, refresh_steps=8, lookahead_steps=2, warmup_epochs=1,
+                num_epochs=3):
+  sampler = RecordingSampler(task.num_examples, 64, num_neighbors=5, num_candidates=20, seed=3)
+  schedule = feeder_lib.WindowSchedule(steps_per_epoch, refresh_steps)
+  mesh = parallel.make_data_mesh()
+  feeder = feeder_lib.BatchFeeder(task, sampler, schedule, mesh, warmup_epochs=warmup_epochs,
+                                  lookahead_steps=lookahead_steps,
+                                  total_steps=num_epochs * steps_per_epoch)
+  return feeder, sampler, mesh
+
+
+def bank_at(step: int, task, mesh) -> jax.Array:
+  """A distinct, recognisable bank per step: rows are random unit vectors seeded by the step."""
+  rows = np.random.default_rng(step).normal(size=(task.num_examples, task.bank_dim)).astype(np.float32)
+  return jax.device_put(jnp.asarray(rows), parallel.replicated(mesh))
+
+
+def drive(feeder, task, mesh, steps):
+  """Plays the loop's part: submit what is due (with that step's bank), then take the step's batch."""
+  submitted, indices = [], []
+  for step in steps:
+    window = feeder.due(step)
+    if window is not None:
+      bank = bank_at(step, task, mesh) if feeder.uses_bank(window) else None
+      feeder.submit(window, bank, None if bank is None else {"bank_written_fraction": 1.0})
+      if bank is not None:
+        bank.delete()  # the train step donates the bank: the feeder must have taken its own copy
+      submitted.append((step, window))
+    _, index = feeder.next_batch(step)
+    indices.append(np.asarray(index))
+  return submitted, indices
+
+
+@pytest.fixture(scope="module")
+def task():
+  return tiny_tasks.DigitVectorsTask()
+
+
+def test_window_schedule_splits_epochs_into_refresh_windows():
+  schedule = feeder_lib.WindowSchedule(steps_per_epoch=11, refresh_steps=4)
+  assert schedule.windows_per_epoch == 3
+  assert [schedule.locate(s) for s in (0, 5, 10, 11)] == [(0, 0, 0), (0, 1, 1), (0, 2, 2), (1, 0, 0)]
+  assert [schedule.window_length(w) for w in range(3)] == [4, 4, 3]
+  assert schedule.window_start(1, 2) == 19
+  assert schedule.next_window(0, 2) == (1, 0) and schedule.next_window(0, 1) == (0, 2)
+  assert schedule.global_window(1, 2) == 5
+
+
+@pytest.mark.parametrize("requested, refresh, expected", [
+    (8, 100, 8), (8, 40, 5), (8, 11, 1), (8, 7, 0), (0, 100, 0), (2, 16, 2)])
+def test_lookahead_is_at_most_an_eighth_of_a_window(requested, refresh, expected):
+  assert feeder_lib.effective_lookahead(requested, refresh) == expected
+
+
+def test_each_window_is_sampled_once_at_the_right_step_from_that_steps_bank(task):
+  feeder, sampler, mesh = make_feeder(task)   # windows of 8, 8, 4 steps; look-ahead min(2, 8 // 8) = 1
+  submitted, indices = drive(feeder, task, mesh, range(60))
+  expected = [(0, (0, 0)), (7, (0, 1)), (15, (0, 2)), (19, (1, 0)), (27, (1, 1)), (35, (1, 2)),
+              (39, (2, 0)), (47, (2, 1)), (55, (2, 2))]
+  assert submitted == expected
+  assert [call[:2] for call in sampler.calls] == [w for _, w in expected]
+  for (step, (epoch, _)), (_, _, seen, _) in zip(submitted, sampler.calls, strict=True):
+    if epoch < 1:  # warm-up: uniform batches, no bank
+      assert seen is None
+    else:  # exactly the bank of the step at which the window was submitted
+      np.testing.assert_array_equal(seen, np.asarray(bank_at(step, task, mesh)))
+  # Each step trains on its row of the window it belongs to.
+  rows = {call[:2]: call[3] for call in sampler.calls}
+  schedule = feeder_lib.WindowSchedule(20, 8)
+  for step, index in enumerate(indices):
+    epoch, window, offset = schedule.locate(step)
+    np.testing.assert_array_equal(index, rows[epoch, window][offset])
+  assert feeder.window_stats["bank_written_fraction"] == 1.0  # freshness travels with the window
+  feeder.close()
+
+
+def test_steps_train_on_the_rows_of_the_sampled_windows(task):
+  feeder, sampler, mesh = make_feeder(task, lookahead_steps=0)
+  submitted, indices = drive(feeder, task, mesh, range(20))
+  assert [s for s, _ in submitted] == [0, 8, 16]  # no look-ahead: each window at its first step
+  replay = RecordingSampler(task.num_examples, 64, num_neighbors=5, num_candidates=20, seed=3)
+  expected = np.concatenate([replay.sample(0, None, num_batches=8, window=w)[:length]
+                             for w, length in ((0, 8), (1, 8), (2, 4))])
+  np.testing.assert_array_equal(np.stack(indices), expected)
+  assert task.pipeline_calls[-3:] == [(0, 0, (8, 64)), (1, 0, (8, 64)), (2, 0, (8, 64))]
+  feeder.close()
+
+
+def test_a_step_whose_window_was_never_submitted_fails_loudly(task):
+  feeder, _, _ = make_feeder(task)
+  with pytest.raises(RuntimeError, match="never submitted"):
+    feeder.next_batch(0)
+  feeder.close()
+
+
+def test_state_and_load_resume_the_same_batches_mid_window_with_a_pending_window(task):
+  straight, _, mesh = make_feeder(task)
+  _, expected = drive(straight, task, mesh, range(60))
+  straight.close()
+
+  first, _, _ = make_feeder(task)
+  _, before = drive(first, task, mesh, range(28))  # (1, 1) was submitted at step 27: pending
+  host, meta = first.state()
+  assert meta["pending"] == [1, 1] and meta["window"] == [1, 0]
+  first.close()
+
+  resumed, sampler, _ = make_feeder(task)
+  resumed.load(host, meta)
+  _, after = drive(resumed, task, mesh, range(28, 60))
+  np.testing.assert_array_equal(np.stack(before + after), np.stack(expected))
+  # The covered mask came back: (1, 2) was sampled by the resumed sampler from epoch 1's state.
+  assert sampler.calls[0][:2] == (1, 2)
+  assert resumed.digest == straight.digest
+  resumed.close()
