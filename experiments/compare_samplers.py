@@ -25,7 +25,18 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/digits", "Parent directory of th
 _SAMPLERS = flags.DEFINE_list("samplers", ["uniform", "proximity"], "Samplers to compare.")
 
 COLUMNS = ("sampler", "knn_accuracy", "linear_accuracy", "mean_neg_cos", "false_negative_rate",
-           "wall_seconds")
+           "min_bank_written", "bank_staleness", "wall_seconds")
+
+
+def summarize(name: str, result: dict) -> dict:
+  """One table row: final accuracies, the last refresh's batch statistics, and the bank's freshness
+  over every refresh after warm-up (the smallest written fraction, the mean staleness in steps)."""
+  refreshes = [h for h in result["history"] if h.get("event") == "refresh"]
+  row = {"sampler": name, **{c: result.get(c, result["batch_stats"].get(c)) for c in COLUMNS[1:]}}
+  row["min_bank_written"] = min((h["bank_written_fraction"] for h in refreshes), default=None)
+  row["bank_staleness"] = (sum(h["bank_staleness_steps"] for h in refreshes) / len(refreshes)
+                           if refreshes else None)
+  return row
 
 
 def format_table(rows: list[dict]) -> str:
@@ -64,8 +75,7 @@ def main(argv):
     config = _CONFIG.value.copy_and_resolve_references()
     config.sampler.name = name
     results[name] = train.train_and_evaluate(config, os.path.join(_WORKDIR.value, name))
-  rows = [{"sampler": name, **{c: r.get(c, r["batch_stats"].get(c)) for c in COLUMNS[1:]}}
-          for name, r in results.items()]
+  rows = [summarize(name, r) for name, r in results.items()]
   table = format_table(rows)
   print(table)
   with open(os.path.join(_WORKDIR.value, "comparison.json"), "w") as f:

@@ -191,7 +191,7 @@ class BatchFeeder:
     """Every process must train on the same index array: compare 8 bytes of its hash (multi-host only)."""
     if jax.process_count() == 1:
       return
-    digest = np.frombuffer(hashlib.sha1(self._batches.tobytes()).digest()[:8], np.int64)
+    digest = np.frombuffer(hashlib.sha1(self._batches.tobytes()).digest()[:8], np.int32)  # no x64 in JAX
     multihost_utils.assert_equal(digest, f"processes sampled different batches for window "
                                  f"{self._window}; check that every process has the same data, config "
                                  "and seed.")

@@ -51,8 +51,27 @@ def to_global(local, mesh: Mesh):
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), local)
 
 
+def replicate(tree, mesh: Mesh):
+  """Host or single-device values (the same on every process) → arrays held whole on every device.
+
+  Built shard by shard from this process's copy, so it also works when the mesh spans processes (where
+  ``jax.device_put`` cannot reach the other hosts' devices). PRNG keys travel as their key data.
+  """
+  sharding = replicated(mesh)
+
+  def put(x):
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+    host = np.asarray(x)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+  return jax.tree.map(put, tree)
+
+
 def to_host(x: jax.Array) -> np.ndarray:
   """A global array's full value on this host (gathered across processes when there are several)."""
+  if x.is_fully_replicated:
+    return np.asarray(x.addressable_data(0))
   if jax.process_count() > 1:
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
   return np.asarray(x)

@@ -118,7 +118,7 @@ def init_state(model: nnx.Module, tx: optax.GradientTransformation, num_examples
                      opt_state=tx.init(params), bank=bank,
                      bank_written_at=jnp.full((num_examples,), -1, jnp.int32),
                      rng=stream_root(seed, "train_step"))
-  return graphdef, jax.device_put(state, parallel.replicated(mesh))
+  return graphdef, parallel.replicate(state, mesh)
 
 
 def make_objective(graphdef: nnx.GraphDef, task, mesh: jax.sharding.Mesh) -> Callable:
@@ -203,14 +203,14 @@ def fill_unwritten_rows(state: TrainState, fill_step: Callable, task, mesh, *, b
   if missing.size == 0:
     return state
   step = int(state.step)
-  written = np.flatnonzero(written_at >= 0)
   rng = np.random.default_rng([seed, step, zlib.crc32(b"bank_fill")])
   num_batches = -(-missing.size // batch_size)
-  top_up = rng.permutation(written)[:num_batches * batch_size - missing.size]
-  if missing.size + top_up.size < num_batches * batch_size:  # fewer than B written items: reuse missing
-    top_up = np.concatenate([top_up, rng.permutation(missing)[:num_batches * batch_size - missing.size
-                                                              - top_up.size]])
-  batches = np.concatenate([missing, top_up]).astype(np.int32).reshape(num_batches, batch_size)
+  short = num_batches * batch_size - missing.size
+  # Top-up candidates: written items, then missing items of the full rows (never the last row's own).
+  full_rows = missing[:(num_batches - 1) * batch_size]
+  candidates = np.concatenate([rng.permutation(np.flatnonzero(written_at >= 0)),
+                               rng.permutation(full_rows)])
+  batches = np.concatenate([missing, candidates[:short]]).astype(np.int32).reshape(num_batches, batch_size)
   logging.info("step %d | encoding %d bank rows training never wrote (%d passes)", step, missing.size,
                num_batches)
   for element in task.pretrain_batches(batches, window=FILL_WINDOW_BASE + step, start_batch=0):
@@ -219,8 +219,8 @@ def fill_unwritten_rows(state: TrainState, fill_step: Callable, task, mesh, *, b
   return state
 
 
-def make_encode(graphdef: nnx.GraphDef, state: TrainState, mesh: jax.sharding.Mesh) -> Callable:
-  """The frozen encoder handed to ``task.evaluate``: ``encode(batches) -> dict of host arrays``.
+def make_encoder(graphdef: nnx.GraphDef, mesh: jax.sharding.Mesh) -> Callable:
+  """``encoder(state)`` → the frozen encoder handed to ``task.evaluate``: ``encode(batches) -> dict``.
 
   ``batches`` yields this process's rows of each evaluation batch: ``{"inputs": pytree, "index": int
   [B_local] (< 0 marks padding), other per-item arrays (labels, …)}``. The model's ``encode(inputs)``
@@ -235,7 +235,10 @@ def make_encode(graphdef: nnx.GraphDef, state: TrainState, mesh: jax.sharding.Me
     model.eval()
     return model.encode(inputs).astype(jnp.float32), extras
 
-  def encode(batches: Iterable[dict]) -> dict[str, np.ndarray]:
+  def encoder(state: TrainState) -> Callable:
+    return functools.partial(encode, state)
+
+  def encode(state: TrainState, batches: Iterable[dict]) -> dict[str, np.ndarray]:
     parts: list[dict[str, np.ndarray]] = []
     for element in batches:
       extras = {k: np.asarray(v) for k, v in element.items() if k != "inputs"}
@@ -251,7 +254,7 @@ def make_encode(graphdef: nnx.GraphDef, state: TrainState, mesh: jax.sharding.Me
     keep = keep[np.argsort(gathered["index"][keep], kind="stable")]
     return {k: v[keep] for k, v in gathered.items()}
 
-  return encode
+  return encoder  # the jitted ``run`` is built once: evaluations after the first do not recompile
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -283,6 +286,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, task=
   graphdef, state = init_state(task.make_model(), tx, num_examples, task.bank_dim, config.seed, mesh)
   train_step = make_train_step(graphdef, task, tx, mesh)
   fill_step = make_fill_step(graphdef, task, mesh)
+  encoder = make_encoder(graphdef, mesh)
   feeder = feeder_lib.BatchFeeder(task, sampler, schedule, mesh,
                                   warmup_epochs=config.sampler.warmup_epochs,
                                   lookahead_steps=config.sampler.lookahead_steps, total_steps=total_steps)
@@ -322,7 +326,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, task=
     ckpt.save(step_now, state, host, meta)
 
   def evaluate(final: bool) -> dict[str, float]:
-    return {k: float(v) for k, v in task.evaluate(make_encode(graphdef, state, mesh), final=final).items()}
+    return {k: float(v) for k, v in task.evaluate(encoder(state), final=final).items()}
 
   progress = tqdm.tqdm(total=total_steps, initial=step, desc="train", unit="step",
                        disable=None if jax.process_index() == 0 else True)

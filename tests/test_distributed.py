@@ -43,10 +43,13 @@ def test_incomplete_or_bad_settings_name_what_is_wrong(args, env, match):
 _WORKER = """
 import json, os, sys
 sys.path[:0] = [{tests!r}, {root!r}]
-import tiny_tasks
+import jax, tiny_tasks
 from prosampler_jax import distributed, train
 assert distributed.initialize()
-results = train.train_and_evaluate(tiny_tasks.tiny_loop_config(**{overrides!r}), {workdir!r},
+overrides = {overrides!r}
+if {seed_per_process!r}:  # a misconfigured launch: each process with its own seed
+  overrides["seed"] = jax.process_index()
+results = train.train_and_evaluate(tiny_tasks.tiny_loop_config(**overrides), {workdir!r},
                                    task=tiny_tasks.DigitVectorsTask())
 print("RESULTS " + json.dumps({{k: results[k] for k in ("batch_sequence_sha1", "knn_accuracy", "steps")}}))
 """
@@ -58,25 +61,30 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+def _run_two_processes(workdir, overrides, *, seed_per_process=False):
+  """Launches the worker as 2 processes × 2 CPU devices; returns (return codes, outputs)."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  code = _WORKER.format(tests=os.path.join(root, "tests"), root=root, overrides=overrides,
+                        workdir=str(workdir), seed_per_process=seed_per_process)
+  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu",
+         "JAX_COORDINATOR_ADDRESS": f"localhost:{_free_port()}", "JAX_NUM_PROCESSES": "2"}
+  workers = [subprocess.Popen([sys.executable, "-c", code], env={**env, "JAX_PROCESS_ID": str(i)},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for i in range(2)]
+  outputs = [w.communicate(timeout=300)[0] for w in workers]
+  return [w.returncode for w in workers], outputs
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["uniform", "proximity"])
 def test_two_processes_train_like_one(tmp_path, sampler):
   overrides = {"sampler.name": sampler, "num_epochs": 2}
   single = train.train_and_evaluate(tiny_tasks.tiny_loop_config(**overrides), str(tmp_path / "one"),
                                     task=tiny_tasks.DigitVectorsTask())
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  code = _WORKER.format(tests=os.path.join(root, "tests"), root=root, overrides=overrides,
-                        workdir=str(tmp_path / "two"))
-  port = _free_port()
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu",
-         "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "JAX_NUM_PROCESSES": "2"}
-  workers = [subprocess.Popen([sys.executable, "-c", code], env={**env, "JAX_PROCESS_ID": str(i)},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for i in range(2)]
-  outputs = [w.communicate(timeout=300)[0] for w in workers]
-  for worker, output in zip(workers, outputs):
-    assert worker.returncode == 0, output[-3000:]
-  for output in outputs:  # both processes finish with the same results (gathered evaluation)
+  codes, outputs = _run_two_processes(tmp_path / "two", overrides)
+  for code, output in zip(codes, outputs):
+    assert code == 0, output[-3000:]
+  for output in outputs:
     (line,) = [l for l in output.splitlines() if l.startswith("RESULTS ")]
     result = json.loads(line[len("RESULTS "):])
     assert result["steps"] == single["steps"] == 44
@@ -84,3 +92,11 @@ def test_two_processes_train_like_one(tmp_path, sampler):
     if sampler == "uniform":  # bank-independent batches: the very same sequence
       assert result["batch_sequence_sha1"] == single["batch_sequence_sha1"]
   assert (tmp_path / "two" / "results.json").exists()
+
+
+@pytest.mark.slow
+def test_processes_that_sample_different_batches_stop_at_the_first_window(tmp_path):
+  codes, outputs = _run_two_processes(tmp_path / "bad", {"sampler.name": "uniform"},
+                                      seed_per_process=True)
+  assert all(code != 0 for code in codes)
+  assert all("processes sampled different batches for window (0, 0)" in out for out in outputs), outputs

@@ -128,6 +128,20 @@ def test_step_keys_never_repeat_initialisation_keys():
   assert tuple(np.asarray(jax.random.key_data(root))) not in init_keys
 
 
+def test_encode_pairs_features_with_their_items_on_a_shuffled_mesh_and_drops_padding(vector_task):
+  devices = jax.devices()
+  mesh = parallel.make_data_mesh([devices[3], devices[1], devices[0], devices[2]])
+  graphdef, _, state = make_state(vector_task, tiny_tasks.tiny_loop_config(), mesh)
+  items = np.arange(300) * 3 % vector_task.num_examples  # 300 items: two batches of 256, one padded
+  out = train.make_encoder(graphdef, mesh)(state)(vector_task._eval_batches(items))
+  assert out["features"].shape == (300, 32) and (out["index"] == np.arange(300)).all()
+  model = nnx.merge(graphdef, state.params, state.model_state)
+  model.eval()
+  expected = np.asarray(model.encode(jnp.asarray(vector_task._x[items])))
+  np.testing.assert_allclose(out["features"], expected, atol=1e-5)
+  np.testing.assert_array_equal(out["label"], vector_task._y[items])
+
+
 def test_sharded_step_matches_one_device_and_moves_no_images_between_devices():
   """4 simulated devices: loss, rows, gradients and BatchNorm statistics equal the 1-device values."""
   assert jax.device_count() == 4
@@ -171,6 +185,37 @@ def test_end_to_end_each_sampler(tmp_path, sampler):
   assert on_disk["knn_accuracy"] == results["knn_accuracy"]
   assert checkpoint.Checkpointer(str(tmp_path / "checkpoints")).latest_step() == 10
   assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
+
+
+def test_fill_encodes_exactly_the_unwritten_rows_with_whole_distinct_rows(vector_task):
+  mesh = parallel.make_data_mesh()
+  config = tiny_tasks.tiny_loop_config()
+  graphdef, _, state = make_state(vector_task, config, mesh)
+  fill_step = train.make_fill_step(graphdef, vector_task, mesh)
+  written = np.arange(0, vector_task.num_examples, 3)  # a third written at step 2, the rest never
+  state = state.replace(step=jnp.int32(7), bank_written_at=state.bank_written_at.at[written].set(2))
+  before = np.asarray(state.bank)
+  vector_task.pipeline_calls.clear()
+  filled = train.fill_unwritten_rows(state, fill_step, vector_task, mesh, batch_size=64, seed=0)
+  written_at = np.asarray(filled.bank_written_at)
+  assert (written_at >= 0).all() and int(filled.step) == 7  # every row written, no optimiser step
+  missing = np.setdiff1d(np.arange(vector_task.num_examples), written)
+  assert (written_at[missing] == 7).all()
+  assert not np.allclose(np.asarray(filled.bank)[missing], before[missing], atol=1e-3)
+  (window, start, shape), = vector_task.pipeline_calls
+  assert window == train.FILL_WINDOW_BASE + 7 and shape == (-(-missing.size // 64), 64)
+  # With nothing written at all, every row is encoded and no pass holds an item twice.
+  _, _, fresh = make_state(vector_task, config, mesh)  # fill_step donated the first state
+  empty = fresh.replace(step=jnp.int32(7))
+  rows = []
+  original = vector_task.pretrain_batches
+  vector_task.pretrain_batches = lambda b, **kw: (rows.append(b), original(b, **kw))[1]
+  try:
+    filled = train.fill_unwritten_rows(empty, fill_step, vector_task, mesh, batch_size=64, seed=0)
+  finally:
+    vector_task.pretrain_batches = original
+  assert (np.asarray(filled.bank_written_at) == 7).all()
+  assert all(len(set(row)) == 64 for row in rows[0])
 
 
 def test_without_warmup_the_first_window_is_sampled_from_a_fully_encoded_bank(tmp_path):
