@@ -122,11 +122,12 @@ class BatchFeeder:
     return window[0] >= self._warmup_epochs
 
   def submit(self, window: tuple[int, int], bank: jax.Array | None,
-             freshness: dict[str, float] | None = None) -> None:
+             freshness: dict[str, Any] | None = None) -> None:
     """Starts sampling ``window`` in the worker thread from a copy of ``bank`` (None: uniform).
 
-    ``freshness`` (the bank's written fraction and staleness when the copy was taken) is recorded with
-    the window's batch statistics.
+    ``freshness`` (the bank's written fraction and staleness when the copy was taken; floats or device
+    scalars, read in the worker so the loop does not wait for the device) is recorded with the window's
+    batch statistics.
     """
     if self._pending is not None:
       raise RuntimeError(f"window {self._pending[0]} is still pending; submit {window} after it is used.")
@@ -141,7 +142,7 @@ class BatchFeeder:
     """The window's index array, its statistics and its input pipeline (already prefetching)."""
     view = None if bank is None else self._task.sampler_view(bank)
     batches = self._sampler.sample(epoch, view, num_batches=self._schedule.refresh_steps, window=window)
-    stats = dict(freshness)
+    stats = {k: float(v) for k, v in freshness.items()}
     if bank is not None:
       stats.update(diagnostics.batch_stats(batches[:self._schedule.window_length(window)], bank,
                                            self._task.pretrain_labels))

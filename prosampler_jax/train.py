@@ -333,16 +333,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, task=
   stop_at = total_steps if config.stop_after_steps <= 0 else min(total_steps,
                                                                  step + config.stop_after_steps)
   log_time, log_step = time.time(), step
+  bank_complete = False
   epoch_clock, paused = time.time(), 0.0  # per-epoch training time, checkpoint writes left out
   try:
     while step < stop_at:
       window = feeder.due(step)
       if window is not None:
         if feeder.uses_bank(window):
-          state = fill_unwritten_rows(state, fill_step, task, mesh, batch_size=config.batch_size,
-                                      seed=config.seed)
-          freshness = {k: float(v) for k, v in bank_freshness(state.bank_written_at, state.step).items()}
-          feeder.submit(window, state.bank, freshness)
+          if not bank_complete:  # once every row is written it stays so: no more host reads after
+            state = fill_unwritten_rows(state, fill_step, task, mesh, batch_size=config.batch_size,
+                                        seed=config.seed)
+            bank_complete = True
+          # Device scalars: the sampler thread reads them, so the loop never waits on the device here.
+          feeder.submit(window, state.bank, bank_freshness(state.bank_written_at, state.step))
         else:
           feeder.submit(window, None)
       inputs, index = feeder.next_batch(step)

@@ -40,13 +40,7 @@ def tiny_config(**overrides):
   config.eval.linear_epochs = 5
   config.log_every_steps = 2
   config.checkpoint_steps = 4
-  for key, value in overrides.items():
-    target = config
-    *parents, leaf = key.split(".")
-    for parent in parents:
-      target = target[parent]
-    target[leaf] = value
-  return config
+  return tiny_tasks.with_overrides(config, **overrides)
 
 
 def refreshes(results):

@@ -111,6 +111,11 @@ def tiny_loop_config(**overrides):
   config.optimizer.learning_rate = 3e-3
   config.log_every_steps = 1
   config.checkpoint_steps = 1000
+  return with_overrides(config, **overrides)
+
+
+def with_overrides(config, **overrides):
+  """``config`` with dotted keys set: ``with_overrides(c, **{"sampler.name": "tail"})``."""
   for key, value in overrides.items():
     target = config
     *parents, leaf = key.split(".")

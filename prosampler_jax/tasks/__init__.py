@@ -34,7 +34,9 @@ class Task(Protocol):
                        ) -> Iterator[dict[str, Any]]:
     """This process's rows of each row of ``batches`` (int32 ``[num_batches, B]``), in order, from row
     ``start_batch``: ``{"inputs": pytree with leaves [B_local, ...], "index": int32 [B_local]}``.
-    A pure function of (seed, window, row, column), so resumed runs see the same inputs."""
+    A pure function of (seed, window, row, column), so resumed runs see the same inputs. Build and
+    start the pipeline when called, not on first ``next``: the feeder calls this in its sampler thread
+    so that building and prefetching overlap training."""
 
   def forward(self, model: nnx.Module, inputs: Any) -> Any:
     """The model's outputs for a global batch (global view under ``jit``: BatchNorm sees the whole

@@ -57,12 +57,13 @@ class SimCLRTask:
 
   def pretrain_batches(self, batches: np.ndarray, *, window: int, start_batch: int
                        ) -> Iterator[dict[str, Any]]:
-    dataset = self._data.pretrain_dataset(
+    # Built and started now (not on first use): the feeder calls this in its sampler thread, so the
+    # pipeline's construction and first prefetched batches overlap training.
+    elements = self._data.pretrain_dataset(
         self._sources["pretrain"], batches, seed=self._config.seed, window=window,
         augment=self._augment, process_index=jax.process_index(),
-        process_count=jax.process_count(), start_batch=start_batch)
-    for element in dataset.as_numpy_iterator():
-      yield {"inputs": {"view1": element["view1"], "view2": element["view2"]}, "index": element["index"]}
+        process_count=jax.process_count(), start_batch=start_batch).as_numpy_iterator()
+    return ({"inputs": {"view1": e["view1"], "view2": e["view2"]}, "index": e["index"]} for e in elements)
 
   def _eval_batches(self, split: str) -> Iterator[dict[str, np.ndarray]]:
     """This process's rows of each un-augmented evaluation batch, with item indices and labels."""
