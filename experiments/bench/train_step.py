@@ -2,7 +2,8 @@
 
 Prints one JSON object: steps/second and step time per sampler (measured after the first, compiling step;
 the proximity run includes its graph builds and random walks, sampled in the background) and the ratio
-proximity/uniform step time (target ≤ 1.05).
+proximity/uniform step time (target ≤ 1.05 where the look-ahead, ``refresh_steps // 8`` steps, covers the
+sampler's time; digits' 11-step windows give a 1-step look-ahead, so there the loop waits at each window).
 
   python -m experiments.bench.train_step                       # digits, small CNN (CPU-sized)
   python -m experiments.bench.train_step --config=experiments/configs/simclr_cifar10.py \
