@@ -82,14 +82,11 @@ def bind(name: str, hyperparameters, *, allowed: Sequence[str]) -> functools.par
   accepted = [p.name for p in inspect.signature(fn).parameters.values()
               if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("mask", "axis_name")]
   kwargs = {k: hyperparameters[k] for k in accepted if k in hyperparameters}
-  for key, value in kwargs.items():
-    _checks.check_float(f"config.loss.{key}", value)
-  _checks.check_float("config.loss.temperature", kwargs.get("temperature", 1.0), low=0.0, low_open=True)
   probe = jnp.ones((2, 2), jnp.float32)
-  try:  # the loss's own range checks, on a 2-item batch
+  try:  # the loss's own checks, on a 2-item batch; their messages start with the argument's name
     fn(probe, probe, **kwargs)
   except ValueError as error:
-    raise ValueError(f"config.loss: {error}") from None
+    raise ValueError(f"config.loss.{error}") from None
   return functools.partial(fn, **kwargs)
 
 

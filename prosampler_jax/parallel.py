@@ -78,19 +78,13 @@ def to_host(x: jax.Array) -> np.ndarray:
 
 
 def local_rows(x: jax.Array) -> np.ndarray:
-  """The rows of a ``'data'``-sharded global array that live on this process, in global row order.
+  """The rows of a ``'data'``-sharded global array that live on this process (shard by shard).
 
   Two arrays with the same sharding give the same rows in the same order, so features and the labels
-  or indices that travelled with them through one jitted call stay paired whatever the device order.
+  or indices that travelled with them through one jitted call stay paired whatever the device order;
+  callers that need an order sort by those indices.
   """
-  shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
-  starts, parts = set(), []
-  for shard in shards:  # a replicated array has one copy per device: keep one per row block
-    start = shard.index[0].start or 0
-    if start not in starts:
-      starts.add(start)
-      parts.append(np.asarray(shard.data))
-  return np.concatenate(parts)
+  return np.concatenate([np.asarray(shard.data) for shard in x.addressable_shards])
 
 
 def gather_processes(tree):

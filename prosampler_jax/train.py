@@ -142,6 +142,12 @@ def make_objective(graphdef: nnx.GraphDef, task, mesh: jax.sharding.Mesh) -> Cal
   return objective
 
 
+def write_bank_rows(state: TrainState, index: jax.Array, rows: jax.Array) -> TrainState:
+  """The bank with ``rows`` at ``index``, stamped as written at the current step."""
+  return state.replace(bank=state.bank.at[index].set(rows.astype(state.bank.dtype)),
+                       bank_written_at=state.bank_written_at.at[index].set(state.step))
+
+
 def make_train_step(graphdef: nnx.GraphDef, task, tx: optax.GradientTransformation,
                     mesh: jax.sharding.Mesh) -> Callable:
   """A jitted, buffer-donating step ``(state, inputs, index) -> (state, metrics)``.
@@ -155,10 +161,8 @@ def make_train_step(graphdef: nnx.GraphDef, task, tx: optax.GradientTransformati
     (loss, (rows, model_state)), grads = loss_and_grad(state.params, state.model_state, inputs, key)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    new_state = state.replace(
-        step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state,
-        bank=state.bank.at[index].set(rows.astype(state.bank.dtype)),
-        bank_written_at=state.bank_written_at.at[index].set(state.step))
+    new_state = write_bank_rows(state, index, rows).replace(
+        step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
     return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
   return jax.jit(step, donate_argnums=0, out_shardings=parallel.replicated(mesh))
@@ -176,8 +180,7 @@ def make_fill_step(graphdef: nnx.GraphDef, task, mesh: jax.sharding.Mesh) -> Cal
   def fill(state: TrainState, inputs, index: jax.Array):
     key = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), zlib.crc32(b"bank_fill"))
     _, (rows, _) = objective(state.params, state.model_state, inputs, key)
-    return state.replace(bank=state.bank.at[index].set(rows.astype(state.bank.dtype)),
-                         bank_written_at=state.bank_written_at.at[index].set(state.step))
+    return write_bank_rows(state, index, rows)
 
   return jax.jit(fill, donate_argnums=0, out_shardings=parallel.replicated(mesh))
 
