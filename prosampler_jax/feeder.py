@@ -25,15 +25,16 @@ import copy
 import dataclasses
 import hashlib
 import math
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import jax
 import numpy as np
+from absl import logging
 from jax.experimental import multihost_utils
 
 from prosampler_jax import diagnostics
+from prosampler_jax import divergence
 from prosampler_jax import parallel
 
 LOOKAHEAD_FRACTION = 8  # the look-ahead is at most 1/8 of a refresh window
@@ -93,6 +94,9 @@ class BatchFeeder:
     self._warmup_epochs, self._total = warmup_epochs, total_steps
     self.lookahead = effective_lookahead(lookahead_steps, schedule.refresh_steps)
     self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler")
+    # Its own worker: the first window's sampling must not queue behind the precompile run.
+    self._precompiler = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                              thread_name_prefix="sampler-precompile")
     self._pending: tuple[tuple[int, int], concurrent.futures.Future] | None = None
     self._window: tuple[int, int] | None = None
     self._batches: np.ndarray | None = None
@@ -122,24 +126,28 @@ class BatchFeeder:
     return window[0] >= self._warmup_epochs
 
   def submit(self, window: tuple[int, int], bank: jax.Array | None,
-             freshness: dict[str, Any] | None = None) -> None:
+             freshness: dict[str, Any] | None = None, *, first_bad_step: jax.Array | None = None) -> None:
     """Starts sampling ``window`` in the worker thread from a copy of ``bank`` (None: uniform).
 
     ``freshness`` (the bank's written fraction and staleness when the copy was taken; floats or device
     scalars, read in the worker so the loop does not wait for the device) is recorded with the window's
-    batch statistics.
+    batch statistics. ``first_bad_step`` (a device scalar, -1 if every step so far was healthy) is read
+    in the worker before sampling: a bank written by a diverged step raises
+    ``divergence.TrainingDiverged`` from :meth:`next_batch` instead of a complaint about NaN rows.
     """
     if self._pending is not None:
       raise RuntimeError(f"window {self._pending[0]} is still pending; submit {window} after it is used.")
     snapshot = None if bank is None else bank.copy()  # the train step donates the bank: copy it now
     freshness = dict(freshness or {})
-    job = lambda: self._sample(*window, None if snapshot is None else parallel.to_host(snapshot),
-                               freshness)
+    job = lambda: self._sample(*window, snapshot, freshness, first_bad_step)
     self._pending = (tuple(window), self._executor.submit(job))
 
-  def _sample(self, epoch: int, window: int, bank: np.ndarray | None,
-              freshness: dict[str, float]) -> tuple[np.ndarray, dict, Iterator]:
+  def _sample(self, epoch: int, window: int, snapshot: jax.Array | None, freshness: dict[str, Any],
+              first_bad_step: jax.Array | None) -> tuple[np.ndarray, dict, Iterator]:
     """The window's index array, its statistics and its input pipeline (already prefetching)."""
+    if first_bad_step is not None and int(first_bad_step) >= 0:
+      raise divergence.TrainingDiverged(int(first_bad_step))
+    bank = None if snapshot is None else parallel.to_host(snapshot)
     view = None if bank is None else self._task.sampler_view(bank)
     batches = self._sampler.sample(epoch, view, num_batches=self._schedule.refresh_steps, window=window)
     stats = {k: float(v) for k, v in freshness.items()}
@@ -164,8 +172,9 @@ class BatchFeeder:
                                num_batches=self._schedule.refresh_steps)
       diagnostics.batch_stats(batches[:window_length], host_bank, self._task.pretrain_labels)
 
-    # Its own thread: the first window's sampling must not queue behind it.
-    threading.Thread(target=job, name="sampler-precompile", daemon=True).start()
+    future = self._precompiler.submit(job)  # joined by close(): no thread outlives the loop
+    future.add_done_callback(lambda f: f.cancelled() or f.exception() is None or logging.warning(
+        "Sampler precompile run failed (the first window compiles instead): %r", f.exception()))
 
   # -- feeding ---------------------------------------------------------------------------------------
 
@@ -238,4 +247,6 @@ class BatchFeeder:
     return diagnostics.batch_stats(self._batches, parallel.to_host(bank), self._task.pretrain_labels)
 
   def close(self) -> None:
-    self._executor.shutdown(wait=True)
+    """Joins the worker threads (a pending window is finished, queued work cancelled)."""
+    self._precompiler.shutdown(wait=True, cancel_futures=True)
+    self._executor.shutdown(wait=True, cancel_futures=True)

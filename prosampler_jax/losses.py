@@ -4,8 +4,9 @@ Every loss L2-normalises its inputs, computes in float32 and in log space (stabl
 and returns the mean over unmasked anchors (DESIGN §3.1). ``mask`` (bool ``[B]``) removes items both
 as anchors and as negatives. With ``axis_name`` the call runs inside ``jax.shard_map`` on its local
 shard: candidates are all-gathered over that axis and the local anchors compared against the global
-batch, so value and gradient equal the unsharded loss on the concatenated global batch. The
-hyper-parameters are Python floats, static under ``jax.jit``.
+batch, so value and gradient equal the unsharded loss on the concatenated global batch.
+``temperature`` may be a traced value (e.g. a jit argument or a learned scalar; its range is then not
+checked); ``tau_plus`` and ``beta`` choose the computation and must be concrete Python numbers.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def nt_xent(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.5, mask: jax
 def dcl(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.5, tau_plus: float = 0.1,
         mask: jax.Array | None = None, axis_name: str | None = None) -> jax.Array:
   """Debiased contrastive loss (Chuang et al. 2020): Ng = max((Σneg − τ⁺·N·pos)/(1 − τ⁺), N·e^(−1/t))."""
-  tau_plus = _checks.check_float("tau_plus", tau_plus, low=0.0, high=1.0, high_open=True)
+  tau_plus = _concrete_float("tau_plus", tau_plus, low=0.0, high=1.0, high_open=True)
   sim = _simclr_similarities(z1, z2, temperature, mask, axis_name)
   per_anchor = _debiased(sim, temperature=temperature, tau_plus=tau_plus, beta=0.0)
   return _mean_over_anchors(per_anchor, sim.anchor, axis_name)
@@ -54,8 +55,8 @@ def dcl(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.5, tau_plus: flo
 def hcl(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.5, tau_plus: float = 0.1,
         beta: float = 1.0, mask: jax.Array | None = None, axis_name: str | None = None) -> jax.Array:
   """Hard-negative loss (Robinson et al. 2021): DCL with negatives reweighted by w_j = e^(β·s_j)."""
-  tau_plus = _checks.check_float("tau_plus", tau_plus, low=0.0, high=1.0, high_open=True)
-  beta = _checks.check_float("beta", beta, low=0.0)
+  tau_plus = _concrete_float("tau_plus", tau_plus, low=0.0, high=1.0, high_open=True)
+  beta = _concrete_float("beta", beta, low=0.0)
   sim = _simclr_similarities(z1, z2, temperature, mask, axis_name)
   per_anchor = _debiased(sim, temperature=temperature, tau_plus=tau_plus, beta=beta)
   return _mean_over_anchors(per_anchor, sim.anchor, axis_name)
@@ -64,7 +65,7 @@ def hcl(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.5, tau_plus: flo
 def info_nce(q: jax.Array, k: jax.Array, *, temperature: float = 0.05, mask: jax.Array | None = None,
              axis_name: str | None = None) -> jax.Array:
   """SimCSE's InfoNCE (Gao et al. 2021): cross-entropy of row i of s(q, k) against label i."""
-  temperature = _checks.check_float("temperature", temperature, low=0.0, low_open=True)
+  temperature = _check_temperature(temperature)
   q, k = _check_pair("q", q, "k", k)
   mask = _check_mask(mask, q.shape[0])
   sim = _similarities((q,), (k,), (0,), mask, temperature, axis_name)
@@ -92,7 +93,7 @@ def bind(name: str, hyperparameters, *, allowed: Sequence[str]) -> functools.par
 
 def _simclr_similarities(z1, z2, temperature, mask, axis_name) -> _Similarities:
   """2B anchors {u_i, v_i}: the positive of u_i is v_i and vice versa; negatives are other items' views."""
-  temperature = _checks.check_float("temperature", temperature, low=0.0, low_open=True)
+  temperature = _check_temperature(temperature)
   z1, z2 = _check_pair("z1", z1, "z2", z2)
   mask = _check_mask(mask, z1.shape[0])
   return _similarities((z1, z2), (z1, z2), (1, 0), mask, temperature, axis_name)
@@ -113,6 +114,7 @@ def _similarities(anchor_views: Sequence[jax.Array], candidate_views: Sequence[j
   candidate_mask = anchor_mask
   offset = 0
   if axis_name is not None:
+    _check_axis_bound(axis_name)
     candidate_views = [jax.lax.all_gather(z, axis_name, tiled=True) for z in candidate_views]
     if mask is not None:
       candidate_mask = jax.lax.all_gather(mask, axis_name, tiled=True)
@@ -181,6 +183,32 @@ def _mean_over_anchors(per_anchor: jax.Array, anchor: jax.Array, axis_name: str 
   if axis_name is not None:
     total, count = jax.lax.psum((total, count), axis_name)
   return total / jnp.maximum(count, 1.0)
+
+
+def _check_temperature(temperature):
+  """A positive float, or a traced scalar (not checkable under jit: passed through)."""
+  if isinstance(temperature, jax.core.Tracer):
+    return temperature
+  return _checks.check_float("temperature", temperature, low=0.0, low_open=True)
+
+
+def _concrete_float(name: str, value, **bounds) -> float:
+  """A concrete float in range: these hyper-parameters pick the computation, so they cannot be traced."""
+  if isinstance(value, jax.core.Tracer):
+    raise ValueError(f"{name} is a traced value; allowed: a concrete Python float (it selects the "
+                     f"computation). Close over it or mark it static (jax.jit(..., static_argnames="
+                     f"[{name!r}])).")
+  return _checks.check_float(name, value, **bounds)
+
+
+def _check_axis_bound(axis_name: str) -> None:
+  """Fails clearly when ``axis_name`` is not an axis of an enclosing ``shard_map``/``pmap``."""
+  try:
+    jax.lax.axis_index(axis_name)
+  except NameError:
+    raise ValueError(f"axis_name={axis_name!r} is not bound here; allowed: the name of a mesh axis of "
+                     "the enclosing jax.shard_map (or pmap), or None for a batch that is not sharded."
+                     ) from None
 
 
 def _check_pair(name1: str, z1, name2: str, z2) -> tuple[jax.Array, jax.Array]:

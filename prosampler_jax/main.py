@@ -6,6 +6,9 @@ Several processes (one per host, each seeing its local accelerators) run the sam
 ``--coordinator_address=HOST:PORT --num_processes=P --process_id=I``, or with the environment variables
 ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``, or under SLURM / Open MPI, which
 JAX detects by itself (``prosampler_jax/distributed.py``).
+
+Exit status: 0 finished, 1 an error, 130 interrupted by Ctrl-C, 143 preempted by SIGTERM — in the last
+two cases after saving the last finished step, so rerunning the same command resumes.
 """
 
 import jax
@@ -15,6 +18,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from prosampler_jax import distributed
+from prosampler_jax import lifecycle
 from prosampler_jax import train
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard events and "
@@ -34,7 +38,14 @@ def main(argv):
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   logging.info("JAX process %d/%d, local devices: %s", jax.process_index(), jax.process_count(),
                jax.local_devices())
-  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  try:
+    results = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except KeyboardInterrupt as interrupt:
+    logging.warning("Interrupted: %s", interrupt)
+    return lifecycle.EXIT_INTERRUPTED
+  if results.get("stop_reason") == "preempted":
+    return lifecycle.EXIT_PREEMPTED
+  return 0
 
 
 if __name__ == "__main__":

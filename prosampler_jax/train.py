@@ -27,12 +27,13 @@ import tqdm
 from absl import logging
 from flax import nnx
 
-from prosampler_jax import _checks
 from prosampler_jax import checkpoint
+from prosampler_jax import divergence
 from prosampler_jax import feeder as feeder_lib
+from prosampler_jax import lifecycle
 from prosampler_jax import optim
 from prosampler_jax import parallel
-from prosampler_jax import samplers
+from prosampler_jax import run_config
 from prosampler_jax import tasks
 from prosampler_jax.normalize import l2_normalize
 
@@ -51,30 +52,6 @@ class TrainState:
   bank: jax.Array          # [N, bank_dim] L2-normalised rows written by the task: what the sampler sees
   bank_written_at: jax.Array  # int32 [N]: the step that last wrote each bank row; -1 if none ever did
   rng: jax.Array           # root key of per-step randomness: step s uses fold_in(rng, s)
-
-
-# ---------------------------------------------------------------------------------------------------
-# Configuration.
-
-
-def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Rejects unknown names and out-of-range numbers of the loop's keys before any data is loaded."""
-  _checks.check_choice("config.task", config.task, tasks.TASKS)
-  _checks.check_choice("config.sampler.name", config.sampler.name, tuple(samplers.SAMPLERS))
-  for key, low in (("num_epochs", 1), ("batch_size", 2), ("log_every_steps", 1),
-                   ("checkpoint_steps", 1), ("keep_checkpoints", 1), ("eval_batch_size", 1),
-                   ("sampler.warmup_epochs", 0), ("sampler.lookahead_steps", 0),
-                   ("sampler.refresh_steps", 0), ("eval_every_epochs", 0), ("seed", 0)):
-    _checks.check_int(f"config.{key}", functools.reduce(getattr, key.split("."), config), low=low)
-  optim.validate(config)
-
-
-def make_sampler(config: ml_collections.ConfigDict, num_examples: int) -> samplers.BatchSampler:
-  """The configured sampler; its keyword arguments are the ``config.sampler`` keys it accepts."""
-  accepted = samplers.keyword_arguments(config.sampler.name)
-  kwargs = {k: config.sampler[k] for k in accepted if k in config.sampler and k != "seed"}
-  return samplers.make_sampler(config.sampler.name, num_examples, config.batch_size, seed=config.seed,
-                               **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -153,6 +130,7 @@ def make_train_step(graphdef: nnx.GraphDef, task, tx: optax.GradientTransformati
   """A jitted, buffer-donating step ``(state, inputs, index) -> (state, metrics)``.
 
   Besides the update it writes the batch's bank rows at ``index`` and stamps them with the step.
+  ``metrics``: the loss, the gradient norm and the norm of the new parameters.
   """
   loss_and_grad = jax.value_and_grad(make_objective(graphdef, task, mesh), has_aux=True)
 
@@ -163,7 +141,9 @@ def make_train_step(graphdef: nnx.GraphDef, task, tx: optax.GradientTransformati
     params = optax.apply_updates(state.params, updates)
     new_state = write_bank_rows(state, index, rows).replace(
         step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
-    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+    # The three health figures of divergence.py; the parameter norm overflows once weights pass ~1e19.
+    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads),
+                       "param_norm": optax.tree.norm(params)}
 
   return jax.jit(step, donate_argnums=0, out_shardings=parallel.replicated(mesh))
 
@@ -268,18 +248,32 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, task=
   """Pre-trains with the configured sampler, evaluates, writes ``workdir/results.json``.
 
   ``task`` overrides ``config.task`` with any object that follows the Task protocol (DESIGN §3.6).
+  Every config value is checked before data loads; the workdir is locked for this run; a run resumes
+  from the newest intact checkpoint in ``workdir`` if its config matches (``run_config.RESUMABLE_KEYS``).
+  SIGTERM or Ctrl-C save the last finished step: SIGTERM then returns ``{"stop_reason":
+  "preempted", …}``, Ctrl-C raises KeyboardInterrupt.
   """
   start_time = time.time()
-  validate_config(config)
+  run_config.validate(config)
   mesh = parallel.make_data_mesh()
   parallel.check_global_batch("config.batch_size", config.batch_size, mesh)
   parallel.check_global_batch("config.eval_batch_size", config.eval_batch_size, mesh)
-  task = tasks.make_task(config) if task is None else task
+  with lifecycle.hold_workdir(workdir):
+    task = tasks.make_task(config) if task is None else task
+    return _train(config, workdir, task, mesh, start_time)
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.sharding.Mesh,
+           start_time: float) -> dict:
   num_examples = task.num_examples
+  if num_examples < 2:
+    raise ValueError(f"The pre-training data is empty: {num_examples} item(s) for config.dataset="
+                     f"{config.dataset!r} (config.data_dir={config.data_dir!r}); allowed: at least "
+                     f"config.batch_size={config.batch_size} items. Check the dataset's files and split.")
   if num_examples < config.batch_size:
     raise ValueError(f"config.batch_size={config.batch_size} exceeds the {num_examples} training items; "
                      f"allowed: 2 … {num_examples}.")
-  sampler = make_sampler(config, num_examples)
+  sampler = run_config.make_sampler(config, num_examples)
   steps_per_epoch = num_examples // config.batch_size
   total_steps = config.num_epochs * steps_per_epoch
   refresh = min(config.sampler.refresh_steps or steps_per_epoch, steps_per_epoch)
@@ -294,12 +288,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, task=
                                   warmup_epochs=config.sampler.warmup_epochs,
                                   lookahead_steps=config.sampler.lookahead_steps, total_steps=total_steps)
 
-  os.makedirs(workdir, exist_ok=True)
   ckpt_dir = os.path.join(workdir, "checkpoints")
   ckpt = checkpoint.Checkpointer(ckpt_dir, max_to_keep=config.keep_checkpoints)
+  fingerprint = run_config.flatten(config)
   history: list[dict] = []
-  latest = ckpt.latest_step()
+  latest = ckpt.newest_intact_step()
   if latest is not None:
+    run_config.check_resume(ckpt.read_config(latest), config, step=latest, checkpoint_dir=ckpt_dir,
+                            total_steps=total_steps)
     state, host, meta = ckpt.restore(latest, checkpoint.abstract_like(state))
     feeder.load(host, meta)
     history = meta["history"]
@@ -307,26 +303,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, task=
 
   writer = _SummaryWriter(workdir)
   step = int(state.step)
-  if step < total_steps and config.sampler.warmup_epochs > 0:
-    feeder.precompile(state.bank)
-  pending_losses: list[jax.Array] = []
-
-  def check_finite(step_now: int) -> float:
-    values = np.asarray(jax.device_get(jnp.stack(pending_losses))) if pending_losses else np.zeros(1)
-    pending_losses.clear()
-    if not np.isfinite(values).all():
-      good = ckpt.latest_step()
-      raise FloatingPointError(
-          f"Non-finite loss at or before step {step_now}; training stopped. The last good checkpoint "
-          f"(step {good}) is kept under {ckpt_dir}. Lower config.optimizer.learning_rate "
-          "or raise config.loss.temperature.")
-    return float(values[-1])
+  last_good = lambda: None if ckpt.latest_step() is None else (ckpt.latest_step(), ckpt_dir)
+  monitor = divergence.DivergenceMonitor(last_good=last_good, advice=(
+      f"Lower config.optimizer.learning_rate (now {config.optimizer.learning_rate:g}) or raise "
+      "config.loss.temperature, and start again in a new --workdir (a resumed run keeps its config)."))
 
   def save(step_now: int) -> None:
-    check_finite(step_now)
+    monitor.check()  # only healthy steps are checkpointed
+    if step_now in ckpt.all_steps():
+      return
     host, meta = feeder.state()
     meta["history"] = history
-    ckpt.save(step_now, state, host, meta)
+    ckpt.save(step_now, state, host, meta, fingerprint)
 
   def evaluate(final: bool) -> dict[str, float]:
     return {k: float(v) for k, v in task.evaluate(encoder(state), final=final).items()}
@@ -338,64 +326,82 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, task=
   log_time, log_step = time.time(), step
   bank_complete = False
   epoch_clock, paused = time.time(), 0.0  # per-epoch training time, checkpoint writes left out
-  try:
-    while step < stop_at:
-      window = feeder.due(step)
-      if window is not None:
-        if feeder.uses_bank(window):
-          if not bank_complete:  # once every row is written it stays so: no more host reads after
-            state = fill_unwritten_rows(state, fill_step, task, mesh, batch_size=config.batch_size,
-                                        seed=config.seed)
-            bank_complete = True
-          # Device scalars: the sampler thread reads them, so the loop never waits on the device here.
-          feeder.submit(window, state.bank, bank_freshness(state.bank_written_at, state.step))
-        else:
-          feeder.submit(window, None)
-      inputs, index = feeder.next_batch(step)
-      if feeder.new_window and feeder.window_stats:
-        epoch_now, window_now, _ = schedule.locate(step)
-        history.append({"event": "refresh", "step": step, "epoch": epoch_now, "window": window_now,
-                        **feeder.window_stats})
-        writer.scalars(step, {f"batch_stats/{k}": v for k, v in feeder.window_stats.items()})
-        logging.info("step %d | new batches: %s", step, ", ".join(
-            f"{k} {v:.4f}" for k, v in feeder.window_stats.items() if isinstance(v, float)))
-      state, metrics = train_step(state, inputs, index)
-      pending_losses.append(metrics["loss"])
-      step += 1
-      progress.update(1)
-      if step % config.log_every_steps == 0 or step == total_steps:
-        loss = check_finite(step)
-        rate = (step - log_step) / max(time.time() - log_time, 1e-9)
-        log_time, log_step = time.time(), step
-        writer.scalars(step, {"train/loss": loss, "train/grad_norm": float(metrics["grad_norm"]),
-                              "train/steps_per_second": rate})
-        logging.info("step %d/%d | epoch %d | loss %.4f | %.1f steps/s", step, total_steps,
-                     (step - 1) // steps_per_epoch, loss, rate)
-      if step % steps_per_epoch == 0:
-        jax.block_until_ready(state.step)
-        epoch = step // steps_per_epoch
-        record = {"event": "epoch", "epoch": epoch, "step": step,
-                  "train_seconds": time.time() - epoch_clock - paused}
-        if config.eval_every_epochs and epoch % config.eval_every_epochs == 0 and step < total_steps:
-          metrics = evaluate(final=False)
-          record.update(metrics)
-          writer.scalars(step, {f"eval/{k}": v for k, v in metrics.items()})
-          logging.info("epoch %d | %s", epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-        history.append(record)
-      if step % config.checkpoint_steps == 0 or step == stop_at:
-        save_start = time.time()
-        save(step)
-        paused += time.time() - save_start
-      if step % steps_per_epoch == 0:
-        epoch_clock, paused = time.time(), 0.0
-  finally:
-    progress.close()
-    feeder.close()
+  signals = lifecycle.StopSignals()
+  with signals:
+    try:  # the feeder's threads start in here and are joined on every way out
+      if step < total_steps and config.sampler.warmup_epochs > 0:
+        feeder.precompile(state.bank)
+      while step < stop_at:
+        window = feeder.due(step)
+        if window is not None:
+          if feeder.uses_bank(window):
+            if not bank_complete:  # once every row is written it stays so: no more host reads after
+              state = fill_unwritten_rows(state, fill_step, task, mesh, batch_size=config.batch_size,
+                                          seed=config.seed)
+              bank_complete = True
+            # Device scalars: the sampler thread reads them, so the loop never waits on the device.
+            feeder.submit(window, state.bank, bank_freshness(state.bank_written_at, state.step),
+                          first_bad_step=monitor.first_bad)
+          else:
+            feeder.submit(window, None)
+        try:
+          inputs, index = feeder.next_batch(step)
+        except divergence.TrainingDiverged:
+          monitor.check()  # raises with the bad step's figures and the last good checkpoint
+          raise
+        if feeder.new_window and feeder.window_stats:
+          epoch_now, window_now, _ = schedule.locate(step)
+          history.append({"event": "refresh", "step": step, "epoch": epoch_now, "window": window_now,
+                          **feeder.window_stats})
+          writer.scalars(step, {f"batch_stats/{k}": v for k, v in feeder.window_stats.items()})
+          logging.info("step %d | new batches: %s", step, ", ".join(
+              f"{k} {v:.4f}" for k, v in feeder.window_stats.items() if isinstance(v, float)))
+        state, metrics = train_step(state, inputs, index)
+        step += 1
+        monitor.record(step, metrics)
+        progress.update(1)
+        if step % config.log_every_steps == 0 or step == total_steps:
+          loss = monitor.check()
+          rate = (step - log_step) / max(time.time() - log_time, 1e-9)
+          log_time, log_step = time.time(), step
+          writer.scalars(step, {"train/loss": loss, "train/grad_norm": float(metrics["grad_norm"]),
+                                "train/steps_per_second": rate})
+          logging.info("step %d/%d | epoch %d | loss %.4f | %.1f steps/s", step, total_steps,
+                       (step - 1) // steps_per_epoch, loss, rate)
+        if step % steps_per_epoch == 0:
+          jax.block_until_ready(state.step)
+          epoch = step // steps_per_epoch
+          record = {"event": "epoch", "epoch": epoch, "step": step,
+                    "train_seconds": time.time() - epoch_clock - paused}
+          if config.eval_every_epochs and epoch % config.eval_every_epochs == 0 and step < total_steps:
+            monitor.check()  # never evaluate a diverged model
+            metrics = evaluate(final=False)
+            record.update(metrics)
+            writer.scalars(step, {f"eval/{k}": v for k, v in metrics.items()})
+            logging.info("epoch %d | %s", epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+          history.append(record)
+        stop_reason = signals.requested(step)
+        if step % config.checkpoint_steps == 0 or step == stop_at or stop_reason:
+          save_start = time.time()
+          save(step)
+          paused += time.time() - save_start
+        if stop_reason:
+          logging.warning("Stopping after step %d (%s); saved under %s.", step, stop_reason, ckpt_dir)
+          break
+        if step % steps_per_epoch == 0:
+          epoch_clock, paused = time.time(), 0.0
+    finally:
+      progress.close()
+      feeder.close()
 
-  if step < total_steps:  # stopped early on request (e.g. a preemptible job's time slice)
+  if signals.request.reason == "interrupted":
     ckpt.close()
     writer.close()
-    return {"steps": step, "stopped_early": True}
+    raise KeyboardInterrupt(f"interrupted after step {step}; saved under {ckpt_dir}")
+  if step < total_steps:  # stopped early: on request (stop_after_steps) or preempted (SIGTERM)
+    ckpt.close()
+    writer.close()
+    return {"steps": step, "stopped_early": True, "stop_reason": signals.request.reason or "stop_after_steps"}
 
   final = evaluate(final=True)
   epochs = [h for h in history if h["event"] == "epoch"]

@@ -1,10 +1,14 @@
-"""Tests for orbax checkpoints of the train state plus host-side loop state."""
+"""Tests for orbax checkpoints of the train state plus host-side loop state: round trip, checksums written
+with every step, and damaged steps reported, moved aside and skipped in favour of the newest intact one."""
 
+import glob
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from prosampler_jax import checkpoint
@@ -13,16 +17,24 @@ from prosampler_jax import checkpoint
 def _state(value: float):
   model = nnx.Sequential(nnx.Linear(3, 4, rngs=nnx.Rngs(0)), nnx.BatchNorm(4, rngs=nnx.Rngs(0)))
   _, params, stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  return {"params": params, "batch_stats": stats, "bank": jnp.full((5, 2), value),
+  return {"params": params, "batch_stats": stats, "bank": jnp.full((500, 20), value),
           "step": jnp.int32(value)}
 
 
+HOST = {"batches": np.arange(6, dtype=np.int32).reshape(2, 3), "empty": np.zeros((0, 3), np.int32),
+        "sampler/covered": np.array([True, False, True])}
+
+
+def _saved(directory, steps=(1, 2, 3), max_to_keep=3):
+  ckpt = checkpoint.Checkpointer(str(directory), max_to_keep=max_to_keep)
+  for step in steps:
+    ckpt.save(step, _state(float(step)), HOST, {"digest": f"d{step}", "window": [0, step]},
+              {"loss.name": "nt_xent", "seed": step})
+  return ckpt
+
+
 def test_round_trip_keeps_every_item_and_only_the_last_k(tmp_path):
-  ckpt = checkpoint.Checkpointer(str(tmp_path), max_to_keep=2)
-  host = {"batches": np.arange(6, dtype=np.int32).reshape(2, 3), "empty": np.zeros((0, 3), np.int32),
-          "sampler/covered": np.array([True, False, True])}
-  for step in (1, 2, 3):
-    ckpt.save(step, _state(float(step)), host, {"digest": f"d{step}", "window": [0, step]})
+  ckpt = _saved(tmp_path, max_to_keep=2)
   assert ckpt.latest_step() == 3
   assert sorted(os.listdir(tmp_path)) == ["2", "3"]  # complete steps only: no temporary directories left
   state, restored_host, meta = ckpt.restore(3, checkpoint.abstract_like(_state(0.0)))
@@ -30,5 +42,75 @@ def test_round_trip_keeps_every_item_and_only_the_last_k(tmp_path):
     np.testing.assert_array_equal(a, b)
   assert isinstance(state["params"], nnx.State)
   assert set(restored_host) == {"batches", "sampler/covered"}  # empty arrays are left out
-  np.testing.assert_array_equal(restored_host["sampler/covered"], host["sampler/covered"])
+  np.testing.assert_array_equal(restored_host["sampler/covered"], HOST["sampler/covered"])
   assert meta == {"digest": "d3", "window": [0, 3]}
+  assert ckpt.read_config(3) == {"loss.name": "nt_xent", "seed": 3}
+  assert [ckpt.verify(step) for step in (2, 3)] == [None, None]  # still intact after later saves
+
+
+def _largest_file(step_dir, item):
+  files = [f for f in glob.glob(os.path.join(step_dir, item, "**", "*"), recursive=True)
+           if os.path.isfile(f)]
+  return max(files, key=os.path.getsize)
+
+
+def _overwrite_4kb(path):  # same size, other bytes: what a bad disk or a broken copy does
+  with open(path, "r+b") as f:
+    f.seek(min(64, max(os.path.getsize(path) - 4096, 0)))
+    f.write(os.urandom(min(4096, os.path.getsize(path))))
+
+
+def _truncate(path):
+  with open(path, "r+b") as f:
+    f.truncate(os.path.getsize(path) // 2)
+
+
+def _garble_json(path):
+  text = open(path).read()
+  open(path, "w").write(text[:-1] + "#")  # same size, no longer JSON
+
+
+DAMAGE = {
+    "4 KB of the params data overwritten": lambda d: _overwrite_4kb(_largest_file(d, "state")),
+    "params data truncated": lambda d: _truncate(_largest_file(d, "state")),
+    "meta item deleted": lambda d: shutil.rmtree(os.path.join(d, "meta")),
+    "state item deleted": lambda d: shutil.rmtree(os.path.join(d, "state")),
+    "meta JSON garbled": lambda d: _garble_json(os.path.join(d, "meta", "metadata")),
+    "killed before the checksums were written": lambda d: os.remove(os.path.join(d, "checksums.json")),
+}
+EXPECTED = {
+    "4 KB of the params data overwritten": "does not match its SHA-256",
+    "params data truncated": "bytes",
+    "meta item deleted": "meta/",
+    "state item deleted": "state/",
+    "meta JSON garbled": "meta/metadata does not match",
+    "killed before the checksums were written": "no checksums.json",
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_newest_step_is_reported_moved_aside_and_the_newest_intact_one_used(
+    tmp_path, damage, caplog):
+  ckpt = _saved(tmp_path / "checkpoints")
+  DAMAGE[damage](str(tmp_path / "checkpoints" / "3"))
+  assert EXPECTED[damage] in ckpt.verify(3)
+  with pytest.raises(checkpoint.CheckpointError, match=r"step 3 at .*checkpoints/3 is broken"):
+    ckpt.restore(3, checkpoint.abstract_like(_state(0.0)))
+  with caplog.at_level("WARNING"):
+    assert ckpt.newest_intact_step() == 2
+  assert "step 3" in caplog.text and str(tmp_path / "checkpoints" / "3") in caplog.text
+  assert ckpt.all_steps() == [1, 2] and os.path.isdir(tmp_path / "checkpoints_broken" / "3")
+  state, _, meta = ckpt.restore(2, checkpoint.abstract_like(_state(0.0)))
+  assert meta["digest"] == "d2" and float(state["bank"][0, 0]) == 2.0
+  ckpt.save(3, _state(3.5), HOST, {"digest": "again"}, {})  # step 3 can be written again
+  assert ckpt.verify(3) is None and ckpt.restore(3)[2] == {"digest": "again"}
+
+
+def test_without_any_intact_step_one_error_lists_every_step(tmp_path):
+  ckpt = _saved(tmp_path / "checkpoints", steps=(4, 8))
+  for step in (4, 8):
+    _overwrite_4kb(_largest_file(str(tmp_path / "checkpoints" / str(step)), "state"))
+  with pytest.raises(checkpoint.CheckpointError, match="None of the 2 checkpoint") as error:
+    ckpt.newest_intact_step()
+  assert "step 8 at" in str(error.value) and "step 4 at" in str(error.value)
+  assert ckpt.all_steps() == [] and checkpoint.Checkpointer(str(tmp_path / "c2")).newest_intact_step() is None

@@ -295,3 +295,24 @@ def test_rejects_bad_shapes(name):
   # The checks use static shapes, so they also fire under jit.
   with pytest.raises(ValueError, match=second):
     jax.jit(fn)(z1, z2[:3])
+
+
+@pytest.mark.parametrize("name", ALL_LOSSES)
+def test_a_traced_temperature_works_under_jit_and_grad(name):
+  """U9 of the reliability audit: a temperature passed through jit failed with 'got JitTracer'."""
+  fn = getattr(losses, name)
+  z1, z2 = _views(6, 4, seed=1)
+  traced = jax.jit(lambda t: fn(z1, z2, temperature=t))
+  np.testing.assert_allclose(traced(0.3), fn(z1, z2, temperature=0.3), rtol=1e-6)
+  assert np.isfinite(jax.grad(lambda t: fn(z1, z2, temperature=t))(0.3))  # e.g. a learned temperature
+
+
+def test_traced_tau_plus_or_beta_and_an_unbound_axis_name_give_clear_errors():
+  z1, z2 = _views(6, 4, seed=1)
+  with pytest.raises(ValueError, match="tau_plus is a traced value; allowed: a concrete Python float"):
+    jax.jit(lambda t: losses.dcl(z1, z2, tau_plus=t))(0.1)
+  with pytest.raises(ValueError, match="beta is a traced value"):
+    jax.jit(lambda b: losses.hcl(z1, z2, beta=b))(1.0)
+  for name in ALL_LOSSES:  # outside shard_map: JAX's NameError named no argument
+    with pytest.raises(ValueError, match="axis_name='data' is not bound here; allowed: the name of a mesh"):
+      getattr(losses, name)(z1, z2, axis_name="data")

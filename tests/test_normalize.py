@@ -45,3 +45,28 @@ def test_gradient_is_the_projection_onto_the_tangent_space():
 def test_axis_argument_normalises_columns():
   x = np.array([[3.0, 0.0], [4.0, 2.0]], np.float32)
   np.testing.assert_allclose(l2_normalize(x, axis=0), [[0.6, 0.0], [0.8, 1.0]], atol=1e-7)
+
+
+@pytest.mark.parametrize("scale", [1e19, 1e-19])
+def test_graph_batch_stats_losses_and_samplers_see_the_same_directions_at_any_scale(scale):
+  """B5 of the reliability audit: finite embeddings around 1e19 overflowed their norms to inf, became
+  zero rows, and the graph, the batch statistics and the losses were silently wrong."""
+  from prosampler_jax import diagnostics, graph, losses, samplers  # pylint: disable=g-import-not-at-top
+  bank = np.random.default_rng(0).normal(size=(200, 8)).astype(np.float32)
+  huge = (bank.astype(np.float64) * scale).astype(np.float32)
+  assert np.isfinite(huge).all()
+  for backend in ("candidates", "exact"):
+    np.testing.assert_array_equal(
+        graph.build_proximity_graph(huge, num_neighbors=5, num_candidates=199, backend=backend),
+        graph.build_proximity_graph(bank, num_neighbors=5, num_candidates=199, backend=backend))
+  batches = samplers.ProximitySampler(200, 20, num_neighbors=5, num_candidates=50).sample(1, bank)
+  np.testing.assert_array_equal(
+      samplers.ProximitySampler(200, 20, num_neighbors=5, num_candidates=50).sample(1, huge), batches)
+  np.testing.assert_array_equal(samplers.TailSampler(200, 20).sample(1, huge),
+                                samplers.TailSampler(200, 20).sample(1, bank))
+  stats, stats_huge = diagnostics.batch_stats(batches, bank), diagnostics.batch_stats(batches, huge)
+  for key in stats:
+    np.testing.assert_allclose(stats_huge[key], stats[key], rtol=1e-5, atol=1e-6)
+  for name in ("nt_xent", "dcl", "hcl", "info_nce"):
+    fn = getattr(losses, name)
+    np.testing.assert_allclose(fn(huge[:20], huge[20:40]), fn(bank[:20], bank[20:40]), rtol=1e-5)

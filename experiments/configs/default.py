@@ -4,6 +4,7 @@ Not meant to be launched by itself (it has no dataset-specific model or sizes); 
 """
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -39,7 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.sampler.restart_decay = 0.0  # reference: 0.02 per epoch down to min_restart_prob (off here)
   config.sampler.min_restart_prob = 0.05
   config.sampler.graph_backend = "candidates"
-  config.sampler.quantile = ml_collections.config_dict.placeholder(float)  # tail; None: keep ≈ N·B edges
+  config.sampler.quantile = placeholder(float)  # tail; None: keep ≈ N·B edges
   config.sampler.refresh_steps = 0    # t; 0: once per epoch
   config.sampler.warmup_epochs = 1    # uniform epochs that fill the bank first
   # Sample the next window this many steps early, in the background; capped at refresh_steps // 8
@@ -54,7 +55,18 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.schedule = "constant"  # constant | cosine
   config.optimizer.warmup_steps = 0
 
-  config.augment = ml_collections.ConfigDict()  # overrides of data.augment_config_for(dataset)
+  # Image augmentations (SimCLR): None keeps the dataset's default (data.augment_config_for); every
+  # field of data.AugmentConfig is here, so each can be set from the command line, e.g.
+  # --config.augment.crop_scale="(0.2, 1.0)" --config.augment.blur_prob=0.5
+  config.augment = ml_collections.ConfigDict()
+  config.augment.crop_scale = placeholder(tuple)   # (low, high) share of the image area kept
+  config.augment.crop_ratio = placeholder(tuple)   # (low, high) aspect ratio of the crop
+  config.augment.flip = placeholder(bool)
+  config.augment.jitter_prob = placeholder(float)
+  config.augment.jitter_strength = placeholder(float)  # s: brightness/contrast/saturation 0.8s, hue 0.2s
+  config.augment.grayscale_prob = placeholder(float)
+  config.augment.blur_prob = placeholder(float)
+  config.augment.noise_std = placeholder(float)
 
   config.eval = ml_collections.ConfigDict()
   config.eval.knn_k = 200

@@ -36,8 +36,15 @@ class SimCLRTask:
     _checks.check_choice("config.dataset", config.dataset, data.DATASETS)
     _checks.check_choice("config.model.encoder", config.model.encoder, models.ENCODERS)
     self._loss = losses.bind(config.loss.name, config.loss, allowed=LOSSES)
-    overrides = {k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in config.augment.items()}
-    self._augment = dataclasses.replace(data.augment_config_for(config.dataset), **overrides)
+    self._augment = _augment_config(data, config)
+    _checks.check_int("config.eval.knn_k", config.eval.knn_k, low=1)
+    _checks.check_float("config.eval.knn_temperature", config.eval.knn_temperature, low=0.0,
+                        low_open=True)
+    _checks.check_int("config.eval.linear_epochs", config.eval.linear_epochs, low=1)
+    _checks.check_float("config.eval.linear_learning_rate", config.eval.linear_learning_rate, low=0.0,
+                        low_open=True)
+    _checks.check_int("config.model.width", config.model.width, low=0)
+    _checks.check_int("config.model.projection_hidden", config.model.projection_hidden, low=0)
     self._config, self._data = config, data
     self.bank_dim = 2 * _checks.check_int("config.model.projection_dim", config.model.projection_dim,
                                           low=1)
@@ -125,3 +132,17 @@ class SimCLRTask:
           *split, num_classes=num_classes, epochs=config.eval.linear_epochs,
           learning_rate=config.eval.linear_learning_rate, seed=config.seed)
     return metrics
+
+
+def _augment_config(data, config: ml_collections.ConfigDict):
+  """The dataset's default augmentations with the ``config.augment`` values that are set (not None)."""
+  fields = [f.name for f in dataclasses.fields(data.AugmentConfig)]
+  unknown = sorted(set(config.augment) - set(fields))
+  if unknown:
+    raise ValueError(f"config.augment has unknown key(s) {unknown}; allowed: {', '.join(fields)}.")
+  overrides = {k: (tuple(v) if isinstance(v, (list, tuple)) else v)
+               for k, v in config.augment.items() if v is not None}
+  try:  # AugmentConfig's messages start with the field's name
+    return dataclasses.replace(data.augment_config_for(config.dataset), **overrides)
+  except ValueError as error:
+    raise ValueError(f"config.augment.{error}") from None

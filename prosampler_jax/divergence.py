@@ -1,0 +1,71 @@
+"""Catches a diverging run at the step where it happens, without waiting on the device every step.
+
+A step is healthy when its loss, its gradient norm and the norm of the parameters it produced are all
+finite. The parameter norm matters: with a learning rate of 1e30 the first step still has a finite loss
+and gradient, but its parameters (±1e30) make every later loss NaN — a checkpoint of that step is not a
+"last good" one. The norm is a float32 sum of squares, so it also overflows once weights pass ~1e19.
+
+Each step's verdict is folded into one device scalar (the first unhealthy step, or -1) by a tiny jitted
+update, so nothing syncs. The loop reads it where it syncs anyway — logging, saving — and the sampler
+thread reads it before sampling a window from the bank, which an unhealthy step would have filled with
+NaN rows: the run stops with this module's message, not with the sampler's complaint about its input.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+HEALTH_KEYS = ("loss", "grad_norm", "param_norm")
+
+
+class TrainingDiverged(FloatingPointError):
+  """A step produced a non-finite loss, gradient norm or parameter norm."""
+
+  def __init__(self, step: int, message: str | None = None):
+    super().__init__(message or f"training diverged at step {step}")
+    self.step = step
+
+
+@jax.jit
+def _fold(first_bad: jax.Array, step: jax.Array, metrics: dict[str, jax.Array]) -> jax.Array:
+  healthy = jnp.all(jnp.stack([jnp.isfinite(metrics[k]) for k in HEALTH_KEYS]))
+  return jnp.where((first_bad < 0) & ~healthy, step, first_bad)
+
+
+class DivergenceMonitor:
+  """Records each step's health metrics on device; :meth:`check` syncs and raises at the first bad step.
+
+  ``advice`` is appended to the error (what to change); ``last_good`` says where the last good
+  checkpoint is (called only when raising).
+  """
+
+  def __init__(self, *, advice: str, last_good):
+    self._advice, self._last_good = advice, last_good
+    self.first_bad = jnp.int32(-1)  # device scalar: the first unhealthy step since the last check
+    self._pending: list[tuple[int, dict[str, jax.Array]]] = []
+
+  def record(self, step: int, metrics: dict[str, jax.Array]) -> None:
+    """``metrics`` of the step that brought the run to ``step`` (device scalars; nothing syncs)."""
+    self.first_bad = _fold(self.first_bad, jnp.int32(step), {k: metrics[k] for k in HEALTH_KEYS})
+    self._pending.append((step, metrics))
+
+  def check(self) -> float | None:
+    """Waits for the recorded steps; raises TrainingDiverged at the first unhealthy one, else returns
+    the last recorded loss (None if nothing was recorded) and forgets the recorded steps."""
+    if not self._pending:
+      return None
+    first_bad = int(self.first_bad)
+    if first_bad >= 0:
+      values = dict(self._pending)[first_bad]
+      shown = ", ".join(f"{k} {float(np.asarray(values[k])):.4g}" for k in HEALTH_KEYS)
+      good = self._last_good()
+      where = ("no checkpoint was written before it" if good is None else
+               f"the last good checkpoint is step {good[0]} under {good[1]}")
+      raise TrainingDiverged(first_bad, (
+          f"Training diverged at step {first_bad}: {shown} (loss, gradient norm and parameter norm must "
+          f"be finite). Nothing from that step on was saved; {where}. {self._advice}"))
+    loss = float(np.asarray(self._pending[-1][1]["loss"]))
+    self._pending.clear()
+    return loss

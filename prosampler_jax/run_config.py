@@ -1,0 +1,112 @@
+"""The loop's config: every value checked before data loads, and which keys a resumed run may change.
+
+:func:`validate` runs first in ``train_and_evaluate``: names, ranges and the sampler's own argument checks
+(on a stand-in item count), so a typo costs a second, not a data load. Task-specific keys (dataset,
+augmentations, loss hyper-parameters) are checked by the task's constructor, also before its data loads.
+
+A checkpoint stores the resolved config. :func:`check_resume` refuses to resume with a different value for
+any key outside :data:`RESUMABLE_KEYS`, listing each difference: two configs silently mixed in one run
+would make its results describe neither.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import ml_collections
+
+from prosampler_jax import _checks
+from prosampler_jax import optim
+from prosampler_jax import samplers
+from prosampler_jax import tasks
+
+# Keys a resumed run may change; every other key must equal the checkpoint's.
+#  - num_epochs: extends (or shortens, down to the checkpoint's step) the run. The batch sequence and
+#    state up to the old end are those of a run launched with the new value, with two exceptions: a
+#    cosine learning-rate schedule is stretched over the new length from the resumed step on (a jump in
+#    the rate), and the first window after the old end is sampled at its first step instead of
+#    ``lookahead`` steps earlier. A constant schedule with a uniform sampler continues exactly.
+#  - data_dir: where the same dataset is read from (a moved copy).
+#  - log_every_steps, checkpoint_steps, keep_checkpoints, stop_after_steps, eval_every_epochs: cadence of
+#    logs, checkpoints and the monitor; they never change what is trained.
+RESUMABLE_KEYS = ("num_epochs", "data_dir", "log_every_steps", "checkpoint_steps", "keep_checkpoints",
+                  "stop_after_steps", "eval_every_epochs")
+
+DTYPES = ("float32", "bfloat16", "float16")
+_MAX_STAND_IN = 10**7  # items of the stand-in sampler (its per-item state is allocated)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Rejects unknown names and out-of-range values of the loop's keys, each error naming its key."""
+  _checks.check_choice("config.task", config.task, tasks.TASKS)
+  _checks.check_choice("config.sampler.name", config.sampler.name, tuple(samplers.SAMPLERS))
+  for key, low in (("num_epochs", 1), ("batch_size", 2), ("log_every_steps", 1),
+                   ("checkpoint_steps", 1), ("keep_checkpoints", 1), ("eval_batch_size", 1),
+                   ("sampler.warmup_epochs", 0), ("sampler.lookahead_steps", 0),
+                   ("sampler.refresh_steps", 0), ("eval_every_epochs", 0), ("seed", 0),
+                   ("stop_after_steps", 0)):
+    _checks.check_int(f"config.{key}", _get(config, key), low=low)
+  if "model" in config and "dtype" in config.model:
+    _checks.check_choice("config.model.dtype", config.model.dtype, DTYPES)
+  optim.validate(config)
+  # The sampler's own checks on a stand-in item count large enough for its size arguments; the
+  # checks that need the real N run again when the data is loaded.
+  sizes = [config.sampler.get(k) for k in ("num_neighbors", "num_candidates")]
+  sizes = [v + 1 for v in sizes if isinstance(v, int) and not isinstance(v, bool)]
+  stand_in = min(max([config.batch_size, 2, *sizes]), _MAX_STAND_IN)
+  make_sampler(config, stand_in)
+
+
+def make_sampler(config: ml_collections.ConfigDict, num_examples: int) -> samplers.BatchSampler:
+  """The configured sampler; its keyword arguments are the ``config.sampler`` keys it accepts."""
+  accepted = samplers.keyword_arguments(config.sampler.name)
+  kwargs = {k: config.sampler[k] for k in accepted if k in config.sampler and k != "seed"}
+  try:  # the sampler's messages start with the argument's name
+    return samplers.make_sampler(config.sampler.name, num_examples, config.batch_size, seed=config.seed,
+                                 **kwargs)
+  except ValueError as error:
+    message = str(error)
+    prefix = "config." if message.startswith(("batch_size", "seed")) else "config.sampler."
+    raise ValueError(prefix + message) from None
+
+
+def flatten(config: ml_collections.ConfigDict | dict, prefix: str = "") -> dict[str, Any]:
+  """``{"sampler.name": "tail", …}``: one dotted key per leaf; tuples become lists (as in JSON)."""
+  items = config.items() if isinstance(config, dict) else config.to_dict().items()
+  flat = {}
+  for key, value in items:
+    if isinstance(value, (dict, ml_collections.ConfigDict)):
+      flat.update(flatten(dict(value), f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+  return flat
+
+
+def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+  """(key, saved value, current value) for each key outside RESUMABLE_KEYS that differs or is missing."""
+  missing = object()
+  keys = sorted(set(saved) | set(current))
+  return [(k, saved.get(k, "<absent>"), current.get(k, "<absent>")) for k in keys
+          if k not in RESUMABLE_KEYS and saved.get(k, missing) != current.get(k, missing)]
+
+
+def check_resume(saved: dict[str, Any], config: ml_collections.ConfigDict, *, step: int,
+                 checkpoint_dir: str, total_steps: int) -> None:
+  """Refuses to resume from a checkpoint written with a different config (or past the run's end)."""
+  changed = differences(saved, flatten(config))
+  if changed:
+    lines = "\n".join(f"  {key}: {old!r} -> {new!r}" for key, old, new in changed)
+    raise ValueError(
+        f"Refusing to resume {checkpoint_dir} (step {step}) with a different config; it was written "
+        f"with other values for {len(changed)} key(s) (checkpoint -> now):\n{lines}\n"
+        "Restore those values to resume, or use a new --workdir for the new config. Keys that may change "
+        f"on resume: {', '.join(RESUMABLE_KEYS)}.")
+  if total_steps < step:
+    raise ValueError(f"config.num_epochs={config.num_epochs} gives {total_steps} steps, fewer than the "
+                     f"{step} steps the checkpoint in {checkpoint_dir} has trained; allowed: "
+                     "num_epochs covering at least that step.")
+
+
+def _get(config: ml_collections.ConfigDict, dotted: str) -> Any:
+  return functools.reduce(getattr, dotted.split("."), config)

@@ -1,0 +1,39 @@
+"""Tests for the divergence monitor: the first unhealthy step, found without syncing every step."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from prosampler_jax import divergence
+
+
+def _metrics(loss=1.0, grad_norm=2.0, param_norm=3.0):
+  return {"loss": jnp.float32(loss), "grad_norm": jnp.float32(grad_norm),
+          "param_norm": jnp.float32(param_norm)}
+
+
+def _monitor():
+  return divergence.DivergenceMonitor(advice="Lower the rate.", last_good=lambda: (4, "/ck"))
+
+
+def test_healthy_steps_return_the_last_loss_and_are_forgotten():
+  monitor = _monitor()
+  assert monitor.check() is None
+  for step in (1, 2, 3):
+    monitor.record(step, _metrics(loss=float(step)))
+  assert monitor.check() == 3.0 and int(monitor.first_bad) == -1
+
+
+@pytest.mark.parametrize("bad", [{"loss": np.nan}, {"grad_norm": np.inf}, {"param_norm": np.inf}])
+def test_the_first_unhealthy_step_is_named_with_its_figures_and_the_last_good_checkpoint(bad):
+  monitor = _monitor()
+  monitor.record(5, _metrics())
+  monitor.record(6, _metrics(**bad))
+  monitor.record(7, _metrics(loss=np.nan, grad_norm=np.nan, param_norm=np.nan))
+  assert int(monitor.first_bad) == 6  # a device scalar the sampler thread can read
+  with pytest.raises(divergence.TrainingDiverged, match="diverged at step 6: ") as error:
+    monitor.check()
+  message = str(error.value)
+  assert f"{next(iter(bad))} {next(iter(bad.values()))}" in message
+  assert "last good checkpoint is step 4 under /ck" in message and message.endswith("Lower the rate.")
+  assert error.value.step == 6

@@ -1,0 +1,155 @@
+"""The reliability audit's table, replayed (issue: runs that cannot lose or mix work).
+
+Each test names its row: B1 damaged checkpoint, B2 changed config on resume, B3 two runs on one
+workdir, B4 an error or Ctrl-C during warm-up, U1 a diverging learning rate, U3 an empty dataset,
+U6 a changed model on resume, U8 the "last good" checkpoint of a diverging run, and SIGTERM. B5, B6, U2,
+U4, U5, U7 and U9 are tested beside their units (test_normalize, test_run_config, test_checkpoint,
+test_losses).
+"""
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import tiny_tasks
+from prosampler_jax import checkpoint
+from prosampler_jax import divergence
+from prosampler_jax import lifecycle
+from prosampler_jax import train
+from test_lifecycle import _holder
+
+pytestmark = pytest.mark.slow
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def vector_task():
+  return tiny_tasks.DigitVectorsTask(dropout=0.2)
+
+
+def config(**overrides):
+  return tiny_tasks.tiny_loop_config(**{"checkpoint_steps": 8, "log_every_steps": 4, **overrides})
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, vector_task):
+  return train.train_and_evaluate(config(), str(tmp_path_factory.mktemp("straight")), task=vector_task)
+
+
+def test_b1_a_damaged_newest_checkpoint_is_skipped_and_the_run_still_matches(tmp_path, vector_task,
+                                                                               straight, caplog):
+  workdir = str(tmp_path)
+  train.train_and_evaluate(config(stop_after_steps=30), workdir, task=vector_task)
+  steps_dir = os.path.join(workdir, "checkpoints")
+  assert sorted(map(int, os.listdir(steps_dir))) == [16, 24, 30]
+  params = max((f for f in glob.glob(f"{steps_dir}/30/state/**/*", recursive=True) if os.path.isfile(f)),
+               key=os.path.getsize)
+  with open(params, "r+b") as f:  # 4 KB overwritten, same size: restored silently before
+    f.seek(0)
+    f.write(os.urandom(min(4096, os.path.getsize(params))))
+  with caplog.at_level("WARNING"):
+    resumed = train.train_and_evaluate(config(), workdir, task=vector_task)
+  assert f"Checkpoint step 30 at {steps_dir}/30 is broken" in caplog.text
+  assert os.path.isdir(os.path.join(workdir, "checkpoints_broken", "30"))
+  assert resumed["batch_sequence_sha1"] == straight["batch_sequence_sha1"]  # resumed at 24, same run
+  assert resumed["knn_accuracy"] == pytest.approx(straight["knn_accuracy"], abs=1e-6)
+
+
+def test_b2_u6_resuming_with_a_changed_config_is_refused_key_by_key(tmp_path, vector_task):
+  workdir = str(tmp_path)
+  train.train_and_evaluate(config(stop_after_steps=10), workdir, task=vector_task)
+  changed = {"loss.name": "nt_xent", "optimizer.learning_rate": 1e-2, "sampler.refresh_steps": 4,
+             "model.width": 64}
+  with pytest.raises(ValueError, match="Refusing to resume") as error:
+    train.train_and_evaluate(config(**changed), workdir, task=vector_task)
+  for line in ("loss.name: 'info_nce' -> 'nt_xent'", "optimizer.learning_rate: 0.003 -> 0.01",
+               "sampler.refresh_steps: 8 -> 4", "model.width: 32 -> 64"):
+    assert line in str(error.value)
+  # Keys that may change (here: cadence and length) resume.
+  extended = train.train_and_evaluate(config(num_epochs=3, log_every_steps=5, checkpoint_steps=9),
+                                      workdir, task=vector_task)
+  assert extended["steps"] == 66 and extended["config"]["num_epochs"] == 3
+
+
+def test_b3_a_second_run_on_a_workdir_in_use_refuses_at_once_naming_the_holder(tmp_path, vector_task):
+  holder = _holder(tmp_path)  # another process, e.g. a run launched twice
+  try:
+    with pytest.raises(lifecycle.WorkdirBusyError, match=f"in use by pid {holder.pid}"):
+      train.train_and_evaluate(config(), str(tmp_path), task=vector_task)
+  finally:
+    holder.kill()
+    holder.wait()
+  assert not os.path.exists(tmp_path / "checkpoints")  # nothing was written
+
+
+def test_u1_a_diverging_rate_is_reported_at_its_step_not_by_the_sampler(tmp_path, vector_task):
+  # No log or checkpoint sync before the first window sampled from the bank (step 21).
+  run = config(**{"optimizer.learning_rate": 1e30, "log_every_steps": 50, "checkpoint_steps": 1000,
+                  "eval_every_epochs": 0})
+  with pytest.raises(divergence.TrainingDiverged, match=r"diverged at step 1: .*param_norm inf") as error:
+    train.train_and_evaluate(run, str(tmp_path), task=vector_task)
+  assert "config.optimizer.learning_rate (now 1e+30)" in str(error.value)
+
+
+def test_u8_no_checkpoint_holds_the_parameters_of_a_diverged_step(tmp_path, vector_task):
+  run = config(**{"optimizer.learning_rate": 1e30, "checkpoint_steps": 1, "log_every_steps": 1})
+  with pytest.raises(divergence.TrainingDiverged, match="diverged at step 1:.*no checkpoint was written"):
+    train.train_and_evaluate(run, str(tmp_path), task=vector_task)
+  assert checkpoint.Checkpointer(str(tmp_path / "checkpoints")).all_steps() == []  # not step 1's 1e30s
+
+
+def test_u3_an_empty_dataset_says_so(tmp_path):
+  empty = tiny_tasks.DigitVectorsTask()
+  empty.num_examples = 0
+  with pytest.raises(ValueError, match="The pre-training data is empty: 0 item"):
+    train.train_and_evaluate(config(), str(tmp_path), task=empty)
+
+
+# -- the command line: exit statuses, joined threads, saves on SIGTERM and Ctrl-C ----------------------
+
+def _launch(workdir, *overrides):
+  """SimCLR on digits, tiny and long (runs until signalled), logging every step."""
+  args = [sys.executable, "-m", "prosampler_jax.main", "--config=experiments/configs/simclr_digits.py",
+          f"--workdir={workdir}", "--config.num_epochs=1000", "--config.batch_size=256",
+          "--config.model.width=8", "--config.model.projection_dim=16", "--config.sampler.num_neighbors=10",
+          "--config.sampler.num_candidates=50", "--config.log_every_steps=1",
+          "--config.checkpoint_steps=1000", "--config.eval_every_epochs=0", *overrides]
+  return subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(process, text):
+  lines = []
+  for line in process.stderr:
+    lines.append(line)
+    if text in line:
+      return lines
+  raise AssertionError(f"{text!r} never appeared:\n{''.join(lines[-30:])}")
+
+
+def test_b4_sigterm_and_ctrl_c_save_the_last_step_and_exit_143_and_130(tmp_path):
+  runs = {signal.SIGTERM: _launch(tmp_path / "term"), signal.SIGINT: _launch(tmp_path / "int")}
+  for signum, process in runs.items():
+    _wait_for(process, "step 8/5000")  # inside the warm-up epoch... and a few steps on
+    process.send_signal(signum)
+  for signum, process in runs.items():
+    log = process.stderr.read()
+    assert process.wait(timeout=120) == {signal.SIGTERM: 143, signal.SIGINT: 130}[signum], log[-3000:]
+    assert "FATAL" not in log
+    name = {signal.SIGTERM: "term", signal.SIGINT: "int"}[signum]
+    (saved,) = checkpoint.Checkpointer(str(tmp_path / name / "checkpoints")).all_steps()
+    assert saved >= 8 and f"Stopping after step {saved}" in log
+  resumed = _launch(tmp_path / "term", "--config.stop_after_steps=1")
+  log = "".join(_wait_for(resumed, "Resumed from")) + resumed.stderr.read()
+  assert resumed.wait(timeout=120) == 0, log[-3000:]
+
+
+def test_b4_an_error_during_warm_up_exits_1_with_its_message_and_joined_threads(tmp_path):
+  process = _launch(tmp_path, "--config.optimizer.learning_rate=1e30", "--config.sampler.warmup_epochs=5")
+  log = process.stderr.read()
+  assert process.wait(timeout=120) == 1, log[-3000:]
+  assert "TrainingDiverged: Training diverged at step 1" in log and "FATAL" not in log

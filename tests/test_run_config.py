@@ -1,0 +1,100 @@
+"""Tests for config checks before data loads and for the resume fingerprint."""
+
+import dataclasses
+
+import pytest
+from absl import flags
+from ml_collections import config_flags
+
+import tiny_tasks
+from experiments.configs import simclr_digits
+from prosampler_jax import run_config
+from prosampler_jax import train
+
+
+def digits_config(**overrides):
+  return tiny_tasks.with_overrides(simclr_digits.get_config(), **overrides)
+
+
+@pytest.fixture
+def data_never_loads(monkeypatch):
+  """Makes any image-data load fail the test: checks must reject bad values before it."""
+  from prosampler_jax import data  # pylint: disable=g-import-not-at-top
+
+  def load(*args, **kwargs):
+    raise AssertionError("data was loaded before the bad config value was rejected")
+
+  monkeypatch.setattr(data, "load_image_source", load)
+
+
+@pytest.mark.parametrize("key, value, match", [
+    # the loop's keys (run_config.validate)
+    ("optimizer.learning_rate", -1.0, r"config.optimizer.learning_rate=-1 is out of range; allowed: \(0"),
+    ("model.dtype", "bogus", "config.model.dtype='bogus' is not supported; allowed: 'float32'"),
+    ("sampler.num_neighbors", 0, r"config.sampler.num_neighbors=0 is out of range"),
+    ("sampler.num_candidates", 10, r"config.sampler.num_candidates=10 is out of range; allowed: \[50"),
+    ("sampler.restart_prob", 1.5, "config.sampler.restart_prob=1.5"),
+    ("sampler.graph_backend", "faiss", "config.sampler.graph_backend='faiss'"),
+    ("stop_after_steps", -1, "config.stop_after_steps"),
+    # the task's keys (SimCLRTask, before its data loads)
+    ("loss.temperature", 0.0, r"config.loss.temperature=0 is out of range; allowed: \(0"),
+    ("loss.tau_plus", 1.0, r"config.loss.tau_plus=1 is out of range; allowed: \[0, 1\)"),
+    ("dataset", "mnist3d", "config.dataset='mnist3d' is not supported"),
+    ("augment.crop_scale", (0.9, 0.5), r"config.augment.crop_scale\[1\]=0.5 is out of range"),
+    ("augment.jitter_prob", 2.0, "config.augment.jitter_prob=2"),
+    ("eval.knn_k", 0, "config.eval.knn_k=0"),
+])
+def test_every_bad_value_is_rejected_by_key_before_data_loads(tmp_path, data_never_loads, key, value,
+                                                              match):
+  config = digits_config(**{key: value})
+  if key == "loss.tau_plus":
+    config.loss.name = "dcl"  # the SimCLR default nt_xent has no τ⁺
+  with pytest.raises(ValueError, match=match):
+    train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_tail_sampler_values_are_checked_too(tmp_path, data_never_loads):
+  config = digits_config(**{"sampler.name": "tail", "sampler.quantile": 1.0})
+  with pytest.raises(ValueError, match=r"config.sampler.quantile=1 is out of range; allowed: \(0, 1\)"):
+    train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_every_augmentation_field_is_a_config_key_settable_from_the_command_line(monkeypatch):
+  from prosampler_jax import data  # pylint: disable=g-import-not-at-top
+  from prosampler_jax.tasks import simclr  # pylint: disable=g-import-not-at-top
+  fields = [f.name for f in dataclasses.fields(data.AugmentConfig)]
+  assert sorted(simclr_digits.get_config().augment) == sorted(fields)
+  for override, expected in (("crop_scale=(0.2,1.0)", {"crop_scale": (0.2, 1.0)}),
+                             ("blur_prob=0.5", {"blur_prob": 0.5}), ("flip=True", {"flip": True})):
+    argv = ["prog", "--config=experiments/configs/simclr_digits.py", f"--config.augment.{override}"]
+    monkeypatch.setattr("sys.argv", argv)  # config_flags finds the override flags in sys.argv
+    flag_values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", None, "", flag_values=flag_values, lock_config=True)
+    flag_values(argv)
+    augment = simclr._augment_config(data, flag_values.config)  # pylint: disable=protected-access
+    defaults = data.augment_config_for("digits")
+    assert augment == dataclasses.replace(defaults, **expected) and augment != defaults
+
+
+def test_resuming_with_a_different_config_lists_each_differing_key():
+  saved = run_config.flatten(digits_config())
+  changed = digits_config(**{"loss.name": "dcl", "optimizer.learning_rate": 1e-2,
+                             "sampler.refresh_steps": 5, "model.width": 64})
+  with pytest.raises(ValueError, match="different config") as error:
+    run_config.check_resume(saved, changed, step=40, checkpoint_dir="/w/checkpoints", total_steps=330)
+  message = str(error.value)
+  for line in ("loss.name: 'nt_xent' -> 'dcl'", "optimizer.learning_rate: 0.001 -> 0.01",
+               "sampler.refresh_steps: 0 -> 5", "model.width: 32 -> 64", "4 key(s)", "step 40"):
+    assert line in message, message
+
+
+def test_resumable_keys_may_change_and_a_saved_json_round_trip_matches():
+  import json  # pylint: disable=g-import-not-at-top
+  saved = json.loads(json.dumps(run_config.flatten(digits_config(**{"augment.crop_scale": (0.2, 1.0)}))))
+  resumed = digits_config(num_epochs=60, data_dir="/elsewhere", log_every_steps=7, checkpoint_steps=3,
+                          keep_checkpoints=9, stop_after_steps=5, eval_every_epochs=0,
+                          **{"augment.crop_scale": (0.2, 1.0)})
+  run_config.check_resume(saved, resumed, step=40, checkpoint_dir="/w", total_steps=660)
+  with pytest.raises(ValueError, match="fewer than the 40 steps"):
+    run_config.check_resume(saved, digits_config(num_epochs=3, **{"augment.crop_scale": (0.2, 1.0)}),
+                            step=40, checkpoint_dir="/w", total_steps=33)
