@@ -96,8 +96,19 @@ def test_u1_a_diverging_rate_is_reported_at_its_step_not_by_the_sampler(tmp_path
   assert "config.optimizer.learning_rate (now 1e+30)" in str(error.value)
 
 
+def test_u1_a_diverged_model_is_never_evaluated(tmp_path):
+  class NoDivergedEvaluation(tiny_tasks.DigitVectorsTask):
+    def evaluate(self, encode, *, final):
+      raise AssertionError("a diverged model was evaluated")
+
+  run = config(**{"optimizer.learning_rate": 1e30, "log_every_steps": 50, "checkpoint_steps": 1000})
+  with pytest.raises(divergence.TrainingDiverged, match="diverged at step 1"):  # at the epoch's end
+    train.train_and_evaluate(run, str(tmp_path), task=NoDivergedEvaluation())
+
+
 def test_u8_no_checkpoint_holds_the_parameters_of_a_diverged_step(tmp_path, vector_task):
-  run = config(**{"optimizer.learning_rate": 1e30, "checkpoint_steps": 1, "log_every_steps": 1})
+  # A checkpoint every step and no log sync before it: the save itself must check the step.
+  run = config(**{"optimizer.learning_rate": 1e30, "checkpoint_steps": 1, "log_every_steps": 50})
   with pytest.raises(divergence.TrainingDiverged, match="diverged at step 1:.*no checkpoint was written"):
     train.train_and_evaluate(run, str(tmp_path), task=vector_task)
   assert checkpoint.Checkpointer(str(tmp_path / "checkpoints")).all_steps() == []  # not step 1's 1e30s
