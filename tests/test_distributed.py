@@ -3,6 +3,7 @@ loop (2 processes × 2 CPU devices, gloo collectives) against the same run in on
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -44,14 +45,17 @@ _WORKER = """
 import json, os, sys
 sys.path[:0] = [{tests!r}, {root!r}]
 import jax, tiny_tasks
+from absl import logging
 from prosampler_jax import distributed, train
+logging.set_verbosity("info")
 assert distributed.initialize()
 overrides = {overrides!r}
 if {seed_per_process!r}:  # a misconfigured launch: each process with its own seed
   overrides["seed"] = jax.process_index()
 results = train.train_and_evaluate(tiny_tasks.tiny_loop_config(**overrides), {workdir!r},
                                    task=tiny_tasks.DigitVectorsTask())
-print("RESULTS " + json.dumps({{k: results[k] for k in ("batch_sequence_sha1", "knn_accuracy", "steps")}}))
+keys = ("batch_sequence_sha1", "knn_accuracy", "steps", "stop_reason")
+print("RESULTS " + json.dumps({{k: results.get(k) for k in keys}}), flush=True)
 """
 
 
@@ -61,16 +65,21 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _run_two_processes(workdir, overrides, *, seed_per_process=False):
-  """Launches the worker as 2 processes × 2 CPU devices; returns (return codes, outputs)."""
+def _start_two_processes(workdir, overrides, *, seed_per_process=False):
+  """Starts the worker as 2 processes × 2 CPU devices."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   code = _WORKER.format(tests=os.path.join(root, "tests"), root=root, overrides=overrides,
                         workdir=str(workdir), seed_per_process=seed_per_process)
   env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu",
          "JAX_COORDINATOR_ADDRESS": f"localhost:{_free_port()}", "JAX_NUM_PROCESSES": "2"}
-  workers = [subprocess.Popen([sys.executable, "-c", code], env={**env, "JAX_PROCESS_ID": str(i)},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for i in range(2)]
+  return [subprocess.Popen([sys.executable, "-c", code], env={**env, "JAX_PROCESS_ID": str(i)},
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+          for i in range(2)]
+
+
+def _run_two_processes(workdir, overrides, *, seed_per_process=False):
+  """Runs the worker as 2 processes × 2 CPU devices; returns (return codes, outputs)."""
+  workers = _start_two_processes(workdir, overrides, seed_per_process=seed_per_process)
   outputs = [w.communicate(timeout=300)[0] for w in workers]
   return [w.returncode for w in workers], outputs
 
@@ -100,3 +109,29 @@ def test_processes_that_sample_different_batches_stop_at_the_first_window(tmp_pa
                                       seed_per_process=True)
   assert all(code != 0 for code in codes)
   assert all("processes sampled different batches for window (0, 0)" in out for out in outputs), outputs
+
+
+def _results(output):
+  (line,) = [l for l in output.splitlines() if l.startswith("RESULTS ")]
+  return json.loads(line[len("RESULTS "):])
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_process_stops_every_process_after_saving_the_same_step(tmp_path):
+  """A preemption notice may reach one host only: JAX's preemption service agrees on the step."""
+  workers = _start_two_processes(tmp_path / "run", {"num_epochs": 500, "sampler.name": "uniform"})
+  seen = []
+  for line in workers[0].stdout:
+    seen.append(line)
+    if "step 12/11000" in line:
+      break
+  else:
+    raise AssertionError("".join(seen[-30:]))
+  workers[1].send_signal(signal.SIGTERM)
+  outputs = [w.communicate(timeout=300)[0] for w in workers]
+  assert [w.returncode for w in workers] == [0, 0], outputs[1][-3000:]
+  (first, second) = [_results(output) for output in outputs]
+  assert first["stop_reason"] == second["stop_reason"] == "preempted"
+  assert first["steps"] == second["steps"] > 12
+  from prosampler_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  assert checkpoint.Checkpointer(str(tmp_path / "run" / "checkpoints")).all_steps() == [first["steps"]]
