@@ -12,8 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
-import numpy as np
 import pytest
 
 import tiny_tasks
@@ -112,6 +112,8 @@ def test_u8_no_checkpoint_holds_the_parameters_of_a_diverged_step(tmp_path, vect
   with pytest.raises(divergence.TrainingDiverged, match="diverged at step 1:.*no checkpoint was written"):
     train.train_and_evaluate(run, str(tmp_path), task=vector_task)
   assert checkpoint.Checkpointer(str(tmp_path / "checkpoints")).all_steps() == []  # not step 1's 1e30s
+  # B4: the error left no sampler thread behind (the precompile thread was a daemon, never joined).
+  assert not [t.name for t in threading.enumerate() if t.name.startswith("sampler")]
 
 
 def test_u3_an_empty_dataset_says_so(tmp_path):
@@ -142,7 +144,11 @@ def _wait_for(process, text):
   raise AssertionError(f"{text!r} never appeared:\n{''.join(lines[-30:])}")
 
 
-def test_b4_sigterm_and_ctrl_c_save_the_last_step_and_exit_143_and_130(tmp_path):
+def test_b4_exit_statuses_sigterm_and_ctrl_c_save_and_an_error_in_warm_up_joins_its_threads(tmp_path):
+  """Three runs at once: SIGTERM → 143, Ctrl-C → 130 (each after saving its last finished step), and an
+  error during the warm-up epoch, while the sampler's precompile thread runs → 1 (was: abort, 134)."""
+  failing = _launch(tmp_path / "error", "--config.optimizer.learning_rate=1e30",
+                    "--config.sampler.warmup_epochs=5")
   runs = {signal.SIGTERM: _launch(tmp_path / "term"), signal.SIGINT: _launch(tmp_path / "int")}
   for signum, process in runs.items():
     _wait_for(process, "step 8/5000")  # inside the warm-up epoch... and a few steps on
@@ -151,16 +157,10 @@ def test_b4_sigterm_and_ctrl_c_save_the_last_step_and_exit_143_and_130(tmp_path)
     log = process.stderr.read()
     assert process.wait(timeout=120) == {signal.SIGTERM: 143, signal.SIGINT: 130}[signum], log[-3000:]
     assert "FATAL" not in log
-    name = {signal.SIGTERM: "term", signal.SIGINT: "int"}[signum]
-    (saved,) = checkpoint.Checkpointer(str(tmp_path / name / "checkpoints")).all_steps()
-    assert saved >= 8 and f"Stopping after step {saved}" in log
-  resumed = _launch(tmp_path / "term", "--config.stop_after_steps=1")
-  log = "".join(_wait_for(resumed, "Resumed from")) + resumed.stderr.read()
-  assert resumed.wait(timeout=120) == 0, log[-3000:]
-
-
-def test_b4_an_error_during_warm_up_exits_1_with_its_message_and_joined_threads(tmp_path):
-  process = _launch(tmp_path, "--config.optimizer.learning_rate=1e30", "--config.sampler.warmup_epochs=5")
-  log = process.stderr.read()
-  assert process.wait(timeout=120) == 1, log[-3000:]
+    ckpt = checkpoint.Checkpointer(str(tmp_path / {signal.SIGTERM: "term", signal.SIGINT: "int"}[signum]
+                                       / "checkpoints"))
+    (saved,) = ckpt.all_steps()
+    assert saved >= 8 and f"Stopping after step {saved}" in log and ckpt.verify(saved) is None
+  log = failing.stderr.read()
+  assert failing.wait(timeout=120) == 1, log[-3000:]
   assert "TrainingDiverged: Training diverged at step 1" in log and "FATAL" not in log
