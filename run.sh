@@ -8,10 +8,11 @@ cd "$(dirname "$0")"
 
 venv=.venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-stamp="$venv/.installed-$(cat requirements.txt constraints.txt pyproject.toml | sha1sum | cut -c1-12)"
+stamp="$venv/.installed-$(cat requirements.txt requirements-data.txt constraints.txt pyproject.toml | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip
   "$venv/bin/python" -m pip install -q -r requirements.txt -c constraints.txt
+  "$venv/bin/python" -m pip install -q --no-deps -r requirements-data.txt
   "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
   touch "$stamp"
 fi
