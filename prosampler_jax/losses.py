@@ -62,13 +62,24 @@ def hcl(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.5, tau_plus: flo
   return _mean_over_anchors(per_anchor, sim.anchor, axis_name)
 
 
-def info_nce(q: jax.Array, k: jax.Array, *, temperature: float = 0.05, mask: jax.Array | None = None,
+def info_nce(q: jax.Array, k: jax.Array, *, negatives: jax.Array | None = None,
+             temperature: float = 0.05, mask: jax.Array | None = None,
              axis_name: str | None = None) -> jax.Array:
-  """SimCSE's InfoNCE (Gao et al. 2021): cross-entropy of row i of s(q, k) against label i."""
+  """SimCSE's InfoNCE (Gao et al. 2021): cross-entropy of row i of s(q, [k; negatives]) against label i.
+
+  Anchor q_i's positive is k_i; its negatives are every other k_j and, with ``negatives`` (``[B, D]``,
+  supervised SimCSE's hard negatives), every hard negative of the batch — its own included. Under
+  ``axis_name`` both k and the negatives are all-gathered, so the candidates are the global batch's.
+  """
   temperature = _check_temperature(temperature)
   q, k = _check_pair("q", q, "k", k)
+  candidates, own_negative_views = (k,), ()
+  if negatives is not None:
+    _, negatives = _check_pair("q", q, "negatives", negatives)
+    candidates, own_negative_views = (k, negatives), (1,)
   mask = _check_mask(mask, q.shape[0])
-  sim = _similarities((q,), (k,), (0,), mask, temperature, axis_name)
+  sim = _similarities((q,), candidates, (0,), mask, temperature, axis_name,
+                      own_negative_views=own_negative_views)
   return _mean_over_anchors(_cross_entropy(sim), sim.anchor, axis_name)
 
 
@@ -101,11 +112,12 @@ def _simclr_similarities(z1, z2, temperature, mask, axis_name) -> _Similarities:
 
 def _similarities(anchor_views: Sequence[jax.Array], candidate_views: Sequence[jax.Array],
                   positive_view: Sequence[int], mask: jax.Array | None, temperature: float,
-                  axis_name: str | None) -> _Similarities:
+                  axis_name: str | None, *, own_negative_views: Sequence[int] = ()) -> _Similarities:
   """The shared core: normalised local anchor views against all candidate views of the global batch.
 
   Anchor view ``a`` of item i has its positive in candidate view ``positive_view[a]`` of the same item;
-  its negatives are all candidate views of every other unmasked item.
+  its negatives are all candidate views of every other unmasked item, plus the item's own candidate
+  views listed in ``own_negative_views`` (e.g. its hard negative).
   """
   batch = anchor_views[0].shape[0]
   anchor_views = [l2_normalize(z) for z in anchor_views]
@@ -135,7 +147,9 @@ def _similarities(anchor_views: Sequence[jax.Array], candidate_views: Sequence[j
   wanted_view = np.repeat(np.asarray(positive_view), batch)  # static, [A]
   candidate_view = np.repeat(np.arange(num_candidate_views), total)  # static, [C]
   positive = same_item & (wanted_view[:, None] == candidate_view[None, :])
-  negative = ~same_item & jnp.tile(candidate_mask, num_candidate_views)[None, :]
+  own_negative = np.isin(candidate_view, np.asarray(own_negative_views, int))  # static, [C]
+  negative = ((~same_item | own_negative[None, :]) & ~positive
+              & jnp.tile(candidate_mask, num_candidate_views)[None, :])
   return _Similarities(logits, positive, negative, jnp.tile(anchor_mask, num_anchor_views))
 
 

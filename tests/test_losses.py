@@ -53,14 +53,16 @@ def _ref_simclr(z1, z2, temperature, kind, tau_plus=0.1, beta=1.0, mask=None, st
   return float(np.mean(per_anchor)) if per_anchor else 0.0
 
 
-def _ref_info_nce(q, k, temperature, mask=None):
-  """Mean over anchors q_i of the cross-entropy of row i of s(q, k) against label i."""
+def _ref_info_nce(q, k, temperature, mask=None, negatives=None):
+  """Mean over anchors q_i of the cross-entropy of row i of s(q, [k; negatives]) against label i."""
   q, k = _ref_normalize(q), _ref_normalize(k)
+  hard = [] if negatives is None else _ref_normalize(negatives)
   keep = np.ones(len(q), bool) if mask is None else np.asarray(mask, bool)
   items = np.flatnonzero(keep)
   per_anchor = []
   for i in items:
-    logits = np.array([q[i] @ k[j] for j in items]) / temperature
+    candidates = [k[j] for j in items] + [hard[j] for j in items if negatives is not None]
+    logits = np.array([q[i] @ c for c in candidates]) / temperature
     target = q[i] @ k[i] / temperature
     per_anchor.append(np.log(np.exp(logits).sum()) - target)
   return float(np.mean(per_anchor)) if per_anchor else 0.0
@@ -316,3 +318,34 @@ def test_traced_tau_plus_or_beta_and_an_unbound_axis_name_give_clear_errors():
   for name in ALL_LOSSES:  # outside shard_map: JAX's NameError named no argument
     with pytest.raises(ValueError, match="axis_name='data' is not bound here; allowed: the name of a mesh"):
       getattr(losses, name)(z1, z2, axis_name="data")
+
+
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_info_nce_with_hard_negatives_matches_the_reference_sharded_or_not(mesh, use_mask):
+  """Supervised SimCSE: candidates are every positive and every hard negative of the global batch."""
+  q, k = _views(16, 5, seed=3)
+  negatives = _views(16, 5, seed=4)[0]
+  mask = np.ones(16, bool)
+  if use_mask:
+    mask[[0, 5, 6, 7, 4, 13]] = False  # shard 1 entirely masked
+  used = mask if use_mask else None
+  fn = functools.partial(losses.info_nce, temperature=0.05)
+  value = fn(q, k, negatives=negatives, mask=used)
+  np.testing.assert_allclose(float(value), _ref_info_nce(q, k, 0.05, used, negatives), rtol=1e-5)
+  assert float(value) > float(fn(q, k, mask=used))  # more candidates, a larger cross-entropy
+
+  def local(a, b, c, m):
+    return fn(a, b, negatives=c, mask=m if use_mask else None, axis_name="data")
+
+  sharded = jax.shard_map(local, mesh=mesh, in_specs=P("data"), out_specs=P())
+  put = functools.partial(jax.device_put, device=NamedSharding(mesh, P("data")))
+  got, grads = jax.jit(jax.value_and_grad(sharded, argnums=(0, 1, 2)))(put(q), put(k), put(negatives),
+                                                                       put(mask))
+  want, want_grads = jax.value_and_grad(lambda a, b, c: fn(a, b, negatives=c, mask=used),
+                                        argnums=(0, 1, 2))(q, k, negatives)
+  np.testing.assert_allclose(float(got), float(want), rtol=1e-5, atol=1e-5)
+  for g, w in zip(grads, want_grads):
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
+  assert np.abs(np.asarray(grads[2])).sum() > 0  # the hard negatives get gradient
+  with pytest.raises(ValueError, match="negatives has shape"):
+    fn(q, k, negatives=negatives[:3])

@@ -98,3 +98,13 @@ def test_resumable_keys_may_change_and_a_saved_json_round_trip_matches():
   with pytest.raises(ValueError, match="fewer than the 40 steps"):
     run_config.check_resume(saved, digits_config(num_epochs=3, **{"augment.crop_scale": (0.2, 1.0)}),
                             step=40, checkpoint_dir="/w", total_steps=33)
+
+
+@pytest.mark.parametrize("name", ["simclr_digits", "simclr_cifar10", "simclr_cifar100", "simclr_stl10",
+                                  "simclr_imagenet100", "simcse_minilm_stsb", "simcse_unsup_bert",
+                                  "simcse_sup_bert"])
+def test_every_launchable_config_passes_the_checks(name):
+  import importlib  # pylint: disable=g-import-not-at-top
+  config = importlib.import_module(f"experiments.configs.{name}").get_config()
+  run_config.validate(config)
+  assert config.task in ("simclr", "simcse")

@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-TASKS = ("simclr",)
+TASKS = ("simclr", "simcse")
 
 
 class Task(Protocol):
@@ -61,4 +61,7 @@ def make_task(config: ml_collections.ConfigDict) -> Task:
   if config.task == "simclr":
     from prosampler_jax.tasks import simclr  # pylint: disable=g-import-not-at-top
     return simclr.SimCLRTask(config)
+  if config.task == "simcse":
+    from prosampler_jax.tasks import simcse  # pylint: disable=g-import-not-at-top
+    return simcse.SimCSETask(config)
   raise ValueError(f"config.task={config.task!r} is not supported; allowed: {', '.join(TASKS)}.")
