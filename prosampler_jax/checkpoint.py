@@ -76,6 +76,10 @@ class Checkpointer:
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f"checkpoint {step} verified")
 
+  def delete(self, step: int) -> None:
+    """Removes step ``step``."""
+    self._manager.delete(step)
+
   def verify(self, step: int) -> str | None:
     """Why step ``step`` cannot be trusted (missing checksums, a missing, resized or changed file), or
     None when every file matches the checksums written with it."""

@@ -28,10 +28,11 @@ from prosampler_jax import tasks
 #    the rate), and the first window after the old end is sampled at its first step instead of
 #    ``lookahead`` steps earlier. A constant schedule with a uniform sampler continues exactly.
 #  - data_dir: where the same dataset is read from (a moved copy).
-#  - log_every_steps, checkpoint_steps, keep_checkpoints, stop_after_steps, eval_every_epochs: cadence of
-#    logs, checkpoints and the monitor; they never change what is trained.
+#  - log_every_steps, checkpoint_steps, keep_checkpoints, stop_after_steps: cadence of logs and
+#    checkpoints; they never change what is trained. (The monitor's cadence may: it selects the model a
+#    task with a selection_metric is finally evaluated on.)
 RESUMABLE_KEYS = ("num_epochs", "data_dir", "log_every_steps", "checkpoint_steps", "keep_checkpoints",
-                  "stop_after_steps", "eval_every_epochs")
+                  "stop_after_steps")
 
 DTYPES = ("float32", "bfloat16", "float16")
 _MAX_STAND_IN = 10**7  # items of the stand-in sampler (its per-item state is allocated)
@@ -44,7 +45,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for key, low in (("num_epochs", 1), ("batch_size", 2), ("log_every_steps", 1),
                    ("checkpoint_steps", 1), ("keep_checkpoints", 1), ("eval_batch_size", 1),
                    ("sampler.warmup_epochs", 0), ("sampler.lookahead_steps", 0),
-                   ("sampler.refresh_steps", 0), ("eval_every_epochs", 0), ("seed", 0),
+                   ("sampler.refresh_steps", 0), ("eval_every_epochs", 0), ("eval_every_steps", 0),
+                   ("seed", 0),
                    ("stop_after_steps", 0)):
     _checks.check_int(f"config.{key}", _get(config, key), low=low)
   if "model" in config and "dtype" in config.model:

@@ -34,6 +34,7 @@ from prosampler_jax import lifecycle
 from prosampler_jax import optim
 from prosampler_jax import parallel
 from prosampler_jax import run_config
+from prosampler_jax import selection
 from prosampler_jax import tasks
 from prosampler_jax.normalize import l2_normalize
 
@@ -302,6 +303,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
     logging.info("Resumed from %s at step %d.", ckpt_dir, latest)
 
   writer = _SummaryWriter(workdir)
+  best_model = selection.BestModel(os.path.join(workdir, "checkpoints_best"),
+                                   getattr(task, "selection_metric", None), fingerprint)
   step = int(state.step)
   last_good = lambda: None if ckpt.latest_step() is None else (ckpt.latest_step(), ckpt_dir)
   monitor = divergence.DivergenceMonitor(last_good=last_good, advice=(
@@ -318,6 +321,14 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
 
   def evaluate(final: bool) -> dict[str, float]:
     return {k: float(v) for k, v in task.evaluate(encoder(state), final=final).items()}
+
+  def monitor_evaluation(step_now: int, label: str) -> dict[str, float]:
+    monitor.check()  # never evaluate a diverged model
+    metrics = evaluate(final=False)
+    best_model.offer(step_now, metrics, state, history)
+    writer.scalars(step_now, {f"eval/{k}": v for k, v in metrics.items()})
+    logging.info("%s | %s", label, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    return metrics
 
   progress = tqdm.tqdm(total=total_steps, initial=step, desc="train", unit="step",
                        disable=None if jax.process_index() == 0 else True)
@@ -368,18 +379,23 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
                                 "train/steps_per_second": rate})
           logging.info("step %d/%d | epoch %d | loss %.4f | %.1f steps/s", step, total_steps,
                        (step - 1) // steps_per_epoch, loss, rate)
-        if step % steps_per_epoch == 0:
+        epoch_end = step % steps_per_epoch == 0
+        if epoch_end:
           jax.block_until_ready(state.step)
-          epoch = step // steps_per_epoch
-          record = {"event": "epoch", "epoch": epoch, "step": step,
+          record = {"event": "epoch", "epoch": step // steps_per_epoch, "step": step,
                     "train_seconds": time.time() - epoch_clock - paused}
-          if config.eval_every_epochs and epoch % config.eval_every_epochs == 0 and step < total_steps:
-            monitor.check()  # never evaluate a diverged model
-            metrics = evaluate(final=False)
-            record.update(metrics)
-            writer.scalars(step, {f"eval/{k}": v for k, v in metrics.items()})
-            logging.info("epoch %d | %s", epoch, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
-          history.append(record)
+        # The monitor: at its epoch and step cadences. The last step is left to the final evaluation,
+        # unless the monitor selects the model: then the last model is always a candidate.
+        due = ((epoch_end and config.eval_every_epochs
+                and (step // steps_per_epoch) % config.eval_every_epochs == 0)
+               or (config.eval_every_steps and step % config.eval_every_steps == 0))
+        last = step == total_steps
+        evaluation = (monitor_evaluation(step, f"step {step}")
+                      if (due and not last) or (last and best_model.metric) else {})
+        if epoch_end:
+          history.append({**record, **evaluation})
+        elif evaluation:
+          history.append({"event": "eval", "step": step, **evaluation})
         stop_reason = signals.requested(step)
         if step % config.checkpoint_steps == 0 or step == stop_at or stop_reason:
           save_start = time.time()
@@ -395,26 +411,31 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
       feeder.close()
 
   if signals.request.reason == "interrupted":
-    ckpt.close()
-    writer.close()
+    for closing in (ckpt, best_model, writer):
+      closing.close()
     raise KeyboardInterrupt(f"interrupted after step {step}; saved under {ckpt_dir}")
   if step < total_steps:  # stopped early: on request (stop_after_steps) or preempted (SIGTERM)
-    ckpt.close()
-    writer.close()
+    for closing in (ckpt, best_model, writer):
+      closing.close()
     return {"steps": step, "stopped_early": True, "stop_reason": signals.request.reason or "stop_after_steps"}
 
+  last_state = state
+  state, selected_step = best_model.restore(state, history)  # the selected model, if the task selects
   final = evaluate(final=True)
   epochs = [h for h in history if h["event"] == "epoch"]
-  if epochs and config.eval_every_epochs and epochs[-1]["epoch"] % config.eval_every_epochs == 0:
+  if (epochs and config.eval_every_epochs and epochs[-1]["epoch"] % config.eval_every_epochs == 0
+      and not best_model.metric):
     epochs[-1].update(final)  # the last epoch's monitor is the final evaluation
+  selected = {} if not best_model.metric else {
+      "selection_metric": best_model.metric, "selected_step": selected_step or step}
   results = {
       "task": config.task, "sampler": config.sampler.name, "loss": config.loss.name,
-      "dataset": config.dataset, "steps": step, **final,
+      "dataset": config.dataset, "steps": step, **final, **selected,
       "wall_seconds": time.time() - start_time,
       # Steady-state throughput: steps per epoch over the median epoch's training time (compilation,
       # evaluation and checkpoint writes excluded).
       "train_steps_per_second": steps_per_epoch / float(np.median([h["train_seconds"] for h in epochs])),
-      "batch_stats": feeder.final_stats(state.bank), "history": history,
+      "batch_stats": feeder.final_stats(last_state.bank), "history": history,
       "batch_sequence_sha1": feeder.digest, "config": config.to_dict(),
   }
   if jax.process_index() == 0:
@@ -423,8 +444,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
       json.dump(results, f, indent=2, default=str)
     os.replace(path + ".tmp", path)
   writer.scalars(step, {f"eval/{k}": v for k, v in final.items()})
-  writer.close()
-  ckpt.close()
+  for closing in (ckpt, best_model, writer):
+    closing.close()
   return results
 
 

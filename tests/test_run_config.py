@@ -92,7 +92,7 @@ def test_resumable_keys_may_change_and_a_saved_json_round_trip_matches():
   import json  # pylint: disable=g-import-not-at-top
   saved = json.loads(json.dumps(run_config.flatten(digits_config(**{"augment.crop_scale": (0.2, 1.0)}))))
   resumed = digits_config(num_epochs=60, data_dir="/elsewhere", log_every_steps=7, checkpoint_steps=3,
-                          keep_checkpoints=9, stop_after_steps=5, eval_every_epochs=0,
+                          keep_checkpoints=9, stop_after_steps=5,
                           **{"augment.crop_scale": (0.2, 1.0)})
   run_config.check_resume(saved, resumed, step=40, checkpoint_dir="/w", total_steps=660)
   with pytest.raises(ValueError, match="fewer than the 40 steps"):

@@ -74,6 +74,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.linear_epochs = 100
   config.eval.linear_learning_rate = 1e-3
   config.eval_every_epochs = 1        # the task's cheap monitor (kNN for images); 0: only at the end
+  config.eval_every_steps = 0         # >0: the monitor also every this many steps (SimCSE: 250). A task
+                                      # with a selection_metric is finally evaluated on its best model
 
   config.log_every_steps = 50
   config.checkpoint_steps = 1000

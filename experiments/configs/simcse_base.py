@@ -33,6 +33,7 @@ def get_config():
   config.sampler.warmup_epochs = 0  # the pre-trained encoder's embeddings are meaningful from step 0
   config.eval.max_len = 128        # STS sentences are encoded whole (batches cut to their longest)
   config.eval.sts_dir = ""         # folder with semeval-sts/ and sick2014/: the 7-task average at the end
-  config.eval_every_epochs = 1
+  config.eval_every_epochs = 0
+  config.eval_every_steps = 250    # STS-B dev; the final evaluation uses the best of these models
   config.checkpoint_steps = 250
   return config

@@ -26,6 +26,9 @@ class Task(Protocol):
   pretrain_labels: np.ndarray | None  # their labels, for false-negative diagnostics, or None
   bank_dim: int                       # width of one bank row
 
+  # Optional: ``selection_metric: str`` (a key of ``evaluate``'s result, higher is better). The loop then
+  # gives the final evaluation the model of the monitor evaluation where it peaked (selection.py).
+
   def make_model(self) -> nnx.Module:
     """The model, with any NNX state (Param, BatchStat, RNG streams for dropout). Its
     ``encode(inputs)`` gives the frozen features evaluation uses."""

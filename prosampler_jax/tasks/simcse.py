@@ -32,6 +32,7 @@ from prosampler_jax.models import bert_tokenizer
 from prosampler_jax.normalize import l2_normalize
 
 LOSSES = ("info_nce",)
+SELECTION_METRIC = "stsb_dev"  # SimCSE keeps the checkpoint with the best STS-B dev Spearman
 _WIDTH_STEP = 16  # evaluation batches are cut to their longest sentence, rounded up to this
 
 
@@ -68,6 +69,7 @@ class SimCSETask:
     if limit:
       sentences = {part: column[:limit] for part, column in sentences.items()}
     self.supervised = "negative" in sentences
+    self.selection_metric = SELECTION_METRIC
     self._arrays = {f"{part}/{key}": value for part, column in sentences.items()
                     for key, value in self._tokenizer.tokenize(column).items()}
     self.num_examples = len(sentences["anchor"])

@@ -1,0 +1,50 @@
+"""Tests for model selection: the final evaluation uses the model of the best monitor evaluation."""
+
+import os
+
+import pytest
+
+import tiny_tasks
+from prosampler_jax import checkpoint
+from prosampler_jax import train
+
+pytestmark = pytest.mark.slow
+
+
+class SelectingTask(tiny_tasks.DigitVectorsTask):
+  selection_metric = "knn_accuracy"
+
+
+def config(**overrides):
+  # A high learning rate makes the kNN monitor move between evaluations.
+  return tiny_tasks.tiny_loop_config(**{"eval_every_epochs": 0, "eval_every_steps": 5,
+                                        "optimizer.learning_rate": 3e-2, **overrides})
+
+
+@pytest.fixture(scope="module")
+def task():
+  return SelectingTask(dropout=0.2)
+
+
+def test_the_final_evaluation_is_of_the_best_monitored_model_and_survives_resume(tmp_path, task):
+  straight = train.train_and_evaluate(config(), str(tmp_path / "straight"), task=task)
+  evals = [h for h in straight["history"] if "knn_accuracy" in h]
+  assert [h["step"] for h in evals] == list(range(5, 44, 5)) + [44]  # the last step is a candidate
+  best = max(evals, key=lambda h: (h["knn_accuracy"], -h["step"]))
+  assert straight["selected_step"] == best["step"] and straight["selection_metric"] == "knn_accuracy"
+  assert straight["knn_accuracy"] == pytest.approx(best["knn_accuracy"], abs=1e-9)
+  assert best["step"] != 44, "the test needs a run whose best model is not its last"
+  best_dir = checkpoint.Checkpointer(str(tmp_path / "straight" / "checkpoints_best"))
+  assert best_dir.all_steps() == [best["step"]] and best_dir.verify(best["step"]) is None
+
+  train.train_and_evaluate(config(stop_after_steps=best["step"] + 6), str(tmp_path / "resumed"),
+                           task=task)
+  resumed = train.train_and_evaluate(config(), str(tmp_path / "resumed"), task=task)
+  assert resumed["selected_step"] == straight["selected_step"]
+  assert resumed["knn_accuracy"] == pytest.approx(straight["knn_accuracy"], abs=1e-9)
+
+
+def test_tasks_without_a_selection_metric_are_evaluated_on_their_last_model(tmp_path):
+  results = train.train_and_evaluate(config(), str(tmp_path), task=tiny_tasks.DigitVectorsTask())
+  assert "selected_step" not in results
+  assert not os.path.exists(tmp_path / "checkpoints_best")
