@@ -128,3 +128,16 @@ def test_a_missing_checkpoint_is_one_clear_error(tmp_path):
     bert.load_pretrained(str(tmp_path))
   with pytest.raises(bert.CheckpointNotFoundError, match=r"tokenizer.json \(or vocab.txt\)"):
     bert_tokenizer.SentenceTokenizer(str(tmp_path), max_len=8)
+
+
+def test_bfloat16_compute_stays_close_to_float32(checkpoint_dir):
+  tokens = {k: jnp.asarray(v) for k, v in
+            bert_tokenizer.SentenceTokenizer(checkpoint_dir, max_len=16).tokenize(SENTENCES).items()}
+  exact, fast = (bert.load_pretrained(checkpoint_dir, pooling="avg", dtype=d) for d in (jnp.float32,
+                                                                                          jnp.bfloat16))
+  exact.eval()
+  fast.eval()
+  assert fast.encode(tokens).dtype == jnp.bfloat16
+  a, b = np.asarray(exact.encode(tokens)), np.asarray(fast.encode(tokens).astype(jnp.float32))
+  cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+  assert (cosine > 0.999).all(), cosine

