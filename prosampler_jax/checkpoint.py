@@ -30,6 +30,7 @@ from jax.experimental import multihost_utils
 
 ITEMS = ("state", "host", "meta", "config")
 CHECKSUM_FILE = "checksums.json"
+_NO_HOST = "_no_host_arrays"  # stands in for an empty host item, which orbax cannot save
 _CHUNK = 1 << 22
 
 
@@ -62,11 +63,13 @@ class Checkpointer:
            config: dict | None = None) -> None:
     """Writes one checkpoint and its checksums (blocking; atomic by orbax's temporary-directory rename).
 
-    Empty host arrays are left out (orbax cannot store zero-size arrays); restore returns fewer keys.
+    Empty host arrays are left out (orbax cannot store zero-size arrays or an empty item); restore
+    returns fewer keys.
     """
+    host = {k: np.asarray(v) for k, v in host.items() if np.size(v)} or {_NO_HOST: np.zeros(1, np.int8)}
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state),
-        host=ocp.args.StandardSave({k: np.asarray(v) for k, v in host.items() if np.size(v)}),
+        host=ocp.args.StandardSave(host),
         meta=ocp.args.JsonSave(meta),
         config=ocp.args.JsonSave(config or {})))
     self._manager.wait_until_finished()
@@ -120,7 +123,7 @@ class Checkpointer:
       raise CheckpointError(f"checkpoint step {step} at {self.step_path(step)} is broken: {problem}.")
     restored = self._restore(step, state=ocp.args.StandardRestore(abstract_state),
                              host=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore())
-    host = {k: np.asarray(v) for k, v in restored["host"].items()}
+    host = {k: np.asarray(v) for k, v in restored["host"].items() if k != _NO_HOST}
     return restored["state"], host, dict(restored["meta"])
 
   def newest_intact_step(self) -> int | None:

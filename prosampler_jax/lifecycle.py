@@ -144,9 +144,9 @@ class StopSignals:
     if threading.current_thread() is not threading.main_thread():
       logging.info("Not in the main thread: SIGTERM/Ctrl-C keep their default handlers.")
       return self
-    if jax.process_count() == 1:
+    if jax.process_count() == 1:  # several processes: one saving alone would deadlock the others
       self._previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, self._on_sigterm)
-    self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_sigint)
+      self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_sigint)
     return self
 
   def __exit__(self, *exc_info) -> None:
@@ -159,12 +159,12 @@ class StopSignals:
     self.request.reason = "preempted"
 
   def _on_sigint(self, signum, frame) -> None:
-    if self.request.reason == "interrupted" or jax.process_count() > 1:
-      raise KeyboardInterrupt  # second Ctrl-C (or several processes): stop now
+    del signum, frame
+    if self.request.reason == "interrupted":
+      raise KeyboardInterrupt  # the second Ctrl-C: stop now
     self.request.reason = "interrupted"
     sys.stderr.write("\nCtrl-C: saving the last finished step, then stopping (Ctrl-C again to stop "
                      "now).\n")
-    del signum, frame
 
   def requested(self, step: int) -> str | None:
     """The stop reason once the loop has finished ``step``, or None to go on."""

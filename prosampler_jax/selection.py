@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from absl import logging
 
 from prosampler_jax import checkpoint
@@ -46,8 +45,7 @@ class BestModel:
     for stale in self._ckpt.all_steps():  # a resumed run may repeat steps a lost future had saved
       if stale >= step:
         self._ckpt.delete(stale)
-    self._ckpt.save(step, model_only(state), {"step": np.asarray([step], np.int64)},
-                    {"metrics": metrics}, self._fingerprint)
+    self._ckpt.save(step, model_only(state), {}, {"metrics": metrics}, self._fingerprint)
     logging.info("step %d | new best %s %.4f: model saved.", step, self.metric, metrics[self.metric])
     return True
 

@@ -410,13 +410,15 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
       progress.close()
       feeder.close()
 
-  if signals.request.reason == "interrupted":
+  def close_all() -> None:
     for closing in (ckpt, best_model, writer):
       closing.close()
+
+  if signals.request.reason == "interrupted":
+    close_all()
     raise KeyboardInterrupt(f"interrupted after step {step}; saved under {ckpt_dir}")
   if step < total_steps:  # stopped early: on request (stop_after_steps) or preempted (SIGTERM)
-    for closing in (ckpt, best_model, writer):
-      closing.close()
+    close_all()
     return {"steps": step, "stopped_early": True, "stop_reason": signals.request.reason or "stop_after_steps"}
 
   last_state = state
@@ -444,8 +446,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
       json.dump(results, f, indent=2, default=str)
     os.replace(path + ".tmp", path)
   writer.scalars(step, {f"eval/{k}": v for k, v in final.items()})
-  for closing in (ckpt, best_model, writer):
-    closing.close()
+  close_all()
   return results
 
 

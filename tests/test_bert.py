@@ -19,14 +19,6 @@ SENTENCES = ["A girl is styling her hair.", "The cat sat on the mat, didn't it?"
              "Unbelievably, tokenisation splits rare words into word-pieces."]
 
 
-@pytest.fixture(scope="module")
-def checkpoint_dir():
-  try:
-    return bert.minilm_checkpoint_dir()
-  except bert.CheckpointNotFoundError as error:
-    pytest.skip(str(error))
-
-
 def _numpy_forward(weights, config, ids, mask):
   """Hugging Face BERT, written out in float64 NumPy from the safetensors tensors."""
   w = {k: v.astype(np.float64) for k, v in weights.items()}
@@ -62,21 +54,21 @@ def _encode(model, tokens):
 
 
 @pytest.mark.parametrize("pooling", ["avg", "cls_before_pooler"])
-def test_matches_a_numpy_forward_of_the_same_weights(checkpoint_dir, pooling):
-  tokens = bert_tokenizer.SentenceTokenizer(checkpoint_dir, max_len=16).tokenize(SENTENCES)
-  ours = _encode(bert.load_pretrained(checkpoint_dir, pooling=pooling), tokens)
-  with open(os.path.join(checkpoint_dir, "config.json")) as f:
+def test_matches_a_numpy_forward_of_the_same_weights(minilm_dir, pooling):
+  tokens = bert_tokenizer.SentenceTokenizer(minilm_dir, max_len=16).tokenize(SENTENCES)
+  ours = _encode(bert.load_pretrained(minilm_dir, pooling=pooling), tokens)
+  with open(os.path.join(minilm_dir, "config.json")) as f:
     config = json.load(f)
-  states = _numpy_forward(load_file(os.path.join(checkpoint_dir, "model.safetensors")), config,
+  states = _numpy_forward(load_file(os.path.join(minilm_dir, "model.safetensors")), config,
                           tokens["input_ids"], tokens["attention_mask"])
   mask = tokens["attention_mask"][..., None]
   expected = (states * mask).sum(1) / mask.sum(1) if pooling == "avg" else states[:, 0]
   np.testing.assert_allclose(ours, expected, atol=2e-4, rtol=1e-3)
 
 
-def test_bert_base_naming_prefix_and_gamma_beta_load_the_same_weights(checkpoint_dir, tmp_path):
+def test_bert_base_naming_prefix_and_gamma_beta_load_the_same_weights(minilm_dir, tmp_path):
   """bert-base-uncased stores `bert.`-prefixed names, LayerNorm gamma/beta, and MLM heads (cls.*)."""
-  weights = load_file(os.path.join(checkpoint_dir, "model.safetensors"))
+  weights = load_file(os.path.join(minilm_dir, "model.safetensors"))
   renamed = {}
   for name, value in weights.items():
     if "LayerNorm" in name:
@@ -85,16 +77,16 @@ def test_bert_base_naming_prefix_and_gamma_beta_load_the_same_weights(checkpoint
   renamed["cls.predictions.bias"] = np.zeros(3, np.float32)
   save_file(renamed, str(tmp_path / "model.safetensors"))
   for name in ("config.json", "tokenizer.json"):
-    shutil.copy(os.path.join(checkpoint_dir, name), tmp_path / name)
+    shutil.copy(os.path.join(minilm_dir, name), tmp_path / name)
   tokens = bert_tokenizer.SentenceTokenizer(str(tmp_path), max_len=16).tokenize(SENTENCES)
   np.testing.assert_array_equal(_encode(bert.load_pretrained(str(tmp_path), pooling="avg"), tokens),
-                                _encode(bert.load_pretrained(checkpoint_dir, pooling="avg"), tokens))
+                                _encode(bert.load_pretrained(minilm_dir, pooling="avg"), tokens))
 
 
-def test_dropout_differs_per_call_in_training_and_mlp_only_train_pools_without_the_mlp(checkpoint_dir):
+def test_dropout_differs_per_call_in_training_and_mlp_only_train_pools_without_the_mlp(minilm_dir):
   tokens = {k: jnp.asarray(v) for k, v in
-            bert_tokenizer.SentenceTokenizer(checkpoint_dir, max_len=16).tokenize(SENTENCES).items()}
-  model = bert.load_pretrained(checkpoint_dir, pooling="cls", mlp_only_train=True)
+            bert_tokenizer.SentenceTokenizer(minilm_dir, max_len=16).tokenize(SENTENCES).items()}
+  model = bert.load_pretrained(minilm_dir, pooling="cls", mlp_only_train=True)
   model.train()
   first, second = model(tokens), model(tokens)
   assert not np.allclose(first, second)  # dropout: SimCSE's only augmentation
@@ -105,15 +97,15 @@ def test_dropout_differs_per_call_in_training_and_mlp_only_train_pools_without_t
   np.testing.assert_allclose(model(tokens), jnp.tanh(model.mlp(states[:, 0])), atol=1e-6)  # cls + MLP
 
 
-def test_tokenizer_round_trip_truncation_and_vocab_txt(checkpoint_dir, tmp_path):
-  tokenizer = bert_tokenizer.SentenceTokenizer(checkpoint_dir, max_len=12)
+def test_tokenizer_round_trip_truncation_and_vocab_txt(minilm_dir, tmp_path):
+  tokenizer = bert_tokenizer.SentenceTokenizer(minilm_dir, max_len=12)
   tokens = tokenizer.tokenize(SENTENCES + [""])
   assert tokens["input_ids"].dtype == np.int32 and tokens["input_ids"].shape == (4, 12)
   assert tokenizer.decode(tokens["input_ids"][0]) == "a girl is styling her hair."
   lengths = tokens["attention_mask"].sum(1)
   assert lengths[2] == 12 and tokens["input_ids"][2, 11] == 102  # cut to max_len, [SEP] kept last
   assert lengths[3] == 2 and (tokens["input_ids"][3, 2:] == 0).all()  # [CLS] [SEP], then pads
-  shutil.copy(os.path.join(checkpoint_dir, "vocab.txt"), tmp_path / "vocab.txt")  # no tokenizer.json
+  shutil.copy(os.path.join(minilm_dir, "vocab.txt"), tmp_path / "vocab.txt")  # no tokenizer.json
   vocab_only = bert_tokenizer.SentenceTokenizer(str(tmp_path), max_len=12).tokenize(SENTENCES + [""])
   np.testing.assert_array_equal(vocab_only["input_ids"], tokens["input_ids"])
   with pytest.raises(ValueError, match="sentences must be strings"):
@@ -130,10 +122,10 @@ def test_a_missing_checkpoint_is_one_clear_error(tmp_path):
     bert_tokenizer.SentenceTokenizer(str(tmp_path), max_len=8)
 
 
-def test_bfloat16_compute_stays_close_to_float32(checkpoint_dir):
+def test_bfloat16_compute_stays_close_to_float32(minilm_dir):
   tokens = {k: jnp.asarray(v) for k, v in
-            bert_tokenizer.SentenceTokenizer(checkpoint_dir, max_len=16).tokenize(SENTENCES).items()}
-  exact, fast = (bert.load_pretrained(checkpoint_dir, pooling="avg", dtype=d) for d in (jnp.float32,
+            bert_tokenizer.SentenceTokenizer(minilm_dir, max_len=16).tokenize(SENTENCES).items()}
+  exact, fast = (bert.load_pretrained(minilm_dir, pooling="avg", dtype=d) for d in (jnp.float32,
                                                                                           jnp.bfloat16))
   exact.eval()
   fast.eval()

@@ -114,3 +114,10 @@ def test_without_any_intact_step_one_error_lists_every_step(tmp_path):
     ckpt.newest_intact_step()
   assert "step 8 at" in str(error.value) and "step 4 at" in str(error.value)
   assert ckpt.all_steps() == [] and checkpoint.Checkpointer(str(tmp_path / "c2")).newest_intact_step() is None
+
+
+def test_a_step_without_host_arrays_round_trips(tmp_path):
+  ckpt = checkpoint.Checkpointer(str(tmp_path))
+  ckpt.save(5, _state(5.0), {"empty": np.zeros((0, 2), np.int32)}, {"m": 1})
+  _, host, meta = ckpt.restore(5, checkpoint.abstract_like(_state(0.0)))
+  assert host == {} and meta == {"m": 1} and ckpt.verify(5) is None

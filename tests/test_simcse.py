@@ -5,20 +5,12 @@ import csv
 import numpy as np
 import pytest
 
+import tiny_tasks
 from experiments.configs import simcse_minilm_stsb
 from prosampler_jax import train
 from prosampler_jax.data import text
-from prosampler_jax.models import bert
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def minilm():
-  try:
-    return bert.minilm_checkpoint_dir()
-  except bert.CheckpointNotFoundError as error:
-    pytest.skip(str(error))
 
 
 def tiny_config(**overrides):
@@ -32,16 +24,10 @@ def tiny_config(**overrides):
   config.sampler.num_candidates = 20
   config.sampler.refresh_steps = 3
   config.log_every_steps = 1
-  for key, value in overrides.items():
-    target = config
-    *parents, leaf = key.split(".")
-    for parent in parents:
-      target = target[parent]
-    target[leaf] = value
-  return config
+  return tiny_tasks.with_overrides(config, **overrides)
 
 
-def test_unsupervised_simcse_end_to_end(tmp_path, minilm):
+def test_unsupervised_simcse_end_to_end(tmp_path, minilm_dir):
   results = train.train_and_evaluate(tiny_config(**{"sampler.name": "proximity"}), str(tmp_path))
   assert results["task"] == "simcse" and results["steps"] == 6
   assert 75.0 < results["stsb"] < 90.0 and 75.0 < results["stsb_dev"] < 95.0  # MiniLM: 82.03 untrained
@@ -51,7 +37,7 @@ def test_unsupervised_simcse_end_to_end(tmp_path, minilm):
   assert results["selection_metric"] == "stsb_dev" and results["selected_step"] == 6
 
 
-def test_tail_batch_sampling_sees_text_as_anchor_and_positive_halves(minilm):
+def test_tail_batch_sampling_sees_text_as_anchor_and_positive_halves(minilm_dir):
   from prosampler_jax.tasks import simcse  # pylint: disable=g-import-not-at-top
   task = simcse.SimCSETask(tiny_config(**{"sampler.name": "tail"}))
   bank = np.random.default_rng(0).normal(size=(96, task.bank_dim)).astype(np.float32)
@@ -60,7 +46,7 @@ def test_tail_batch_sampling_sees_text_as_anchor_and_positive_halves(minilm):
   assert x.shape == (96, 384)  # MiniLM's hidden size: [anchor | positive]
 
 
-def test_supervised_simcse_trains_on_nli_triplets_with_hard_negatives(tmp_path, minilm):
+def test_supervised_simcse_trains_on_nli_triplets_with_hard_negatives(tmp_path, minilm_dir):
   sentences = text.stsb_train_sentences(None)[:144]
   with open(tmp_path / "nli_for_simcse.csv", "w", newline="") as f:
     writer = csv.writer(f)

@@ -79,29 +79,21 @@ def test_real_files_parse_with_the_documented_counts():
   assert all(np.isfinite(p.scores).all() and all(p.first) for p in tasks.values())
 
 
-def test_minilm_scores_its_published_stsb_figure_before_any_training():
+def test_minilm_scores_its_published_stsb_figure_before_any_training(minilm_dir):
   """The correctness anchor: all-MiniLM-L6-v2, mean pooling, normalised, STS-B test ≈ 82.03."""
   from prosampler_jax.models import bert, bert_tokenizer  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   from flax import nnx  # pylint: disable=g-import-not-at-top
-  try:
-    directory = bert.minilm_checkpoint_dir()
-  except bert.CheckpointNotFoundError as error:
-    pytest.skip(str(error))
+  directory = minilm_dir
   model = bert.load_pretrained(directory, pooling="avg")
   model.eval()
   graphdef, state = nnx.split(model)
   run = jax.jit(lambda state, tokens: nnx.merge(graphdef, state).encode(tokens))
   tokenizer = bert_tokenizer.SentenceTokenizer(directory, max_len=128)
 
-  def embed(sentences):  # sorted by length, each batch cut to its longest sentence (multiple of 16)
-    tokens = tokenizer.tokenize(sentences)
-    lengths = tokens["attention_mask"].sum(1)
-    order, out = np.argsort(lengths), np.zeros((len(sentences), 384), np.float32)
-    for start in range(0, len(order), 256):
-      rows = order[start:start + 256]
-      width = int(-(-lengths[rows].max() // 16) * 16)
-      batch = {k: np.pad(v[rows, :width], ((0, 256 - len(rows)), (0, 0))) for k, v in tokens.items()}
+  def embed(sentences):
+    out = np.zeros((len(sentences), 384), np.float32)
+    for rows, batch in bert_tokenizer.length_sorted_batches(tokenizer.tokenize(sentences), 256):
       out[rows] = np.asarray(run(state, batch))[:len(rows)]
     return out
 

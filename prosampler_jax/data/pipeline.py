@@ -32,21 +32,14 @@ def pretrain_dataset(source: images_lib.ImageSource, batches, *, seed: int, wind
     raise ValueError(f"source must be an ImageSource, got {type(source).__name__}.")
   if not isinstance(augment, augment_lib.AugmentConfig):
     raise ValueError(f"augment must be an AugmentConfig, got {type(augment).__name__}.")
-  batches = _check_batches(batches, len(source))
+  batches, columns = process_columns(batches, len(source), process_index=process_index,
+                                     process_count=process_count, start_batch=start_batch)
   seed = _checks.check_int("seed", seed, low=0, high=_MAX_SEED)
   window = _checks.check_int("window", window, low=0, high=_MAX_SEED)
-  process_count = _checks.check_int("process_count", process_count, low=1)
-  process_index = _checks.check_int("process_index", process_index, low=0, high=process_count - 1)
-  num_batches, batch_size = batches.shape
-  if batch_size % process_count:
-    raise ValueError(f"batch size {batch_size} (batches.shape[1]) is not divisible by "
-                     f"process_count={process_count}; allowed: a multiple of process_count.")
-  start_batch = _checks.check_int("start_batch", start_batch, low=0, high=num_batches)
   images_lib.hide_gpus_from_tensorflow()
 
-  local_size = batch_size // process_count
-  columns = np.arange(process_index * local_size, (process_index + 1) * local_size, dtype=np.int64)
-  rows = np.arange(start_batch, num_batches, dtype=np.int64)
+  local_size = len(columns)
+  rows = np.arange(start_batch, len(batches), dtype=np.int64)
   height, width, channels = source.image_shape
   mean, std = _normalizer(source)
   base_seed = tf.constant([seed, window], tf.int64)
@@ -118,6 +111,25 @@ def eval_dataset(source: images_lib.ImageSource, *, batch_size: int) -> tf.data.
     ds = ds.map(lambda ex: {**ex, "image": preprocess(ex["image"])},
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.prefetch(tf.data.AUTOTUNE).with_options(_deterministic_options())
+
+
+def process_columns(batches, num_items: int, *, process_index: int, process_count: int,
+                    start_batch: int) -> tuple[np.ndarray, np.ndarray]:
+  """The checked index array (int32) and this process's columns of it.
+
+  Process ``p`` of ``P`` takes columns ``[p·B/P, (p+1)·B/P)`` of every row; ``start_batch`` must be a
+  row of ``batches`` (or its end). Every input pipeline that feeds from the sampler splits this way.
+  """
+  batches = _check_batches(batches, num_items)
+  process_count = _checks.check_int("process_count", process_count, low=1)
+  process_index = _checks.check_int("process_index", process_index, low=0, high=process_count - 1)
+  num_batches, batch_size = batches.shape
+  if batch_size % process_count:
+    raise ValueError(f"batch size {batch_size} (batches.shape[1]) is not divisible by "
+                     f"process_count={process_count}; allowed: a multiple of process_count.")
+  _checks.check_int("start_batch", start_batch, low=0, high=num_batches)
+  local = batch_size // process_count
+  return batches, np.arange(process_index * local, (process_index + 1) * local, dtype=np.int64)
 
 
 def _check_batches(batches, num_items: int) -> np.ndarray:

@@ -86,15 +86,10 @@ def rows_dataset(arrays: dict[str, np.ndarray], batches, *, process_index: int =
   sizes = {len(a) for a in arrays.values()}
   if len(sizes) != 1:
     raise ValueError(f"arrays have different lengths {sorted(sizes)}; allowed: one row per item.")
-  batches = pipeline_lib._check_batches(batches, sizes.pop())  # pylint: disable=protected-access
-  process_count = _checks.check_int("process_count", process_count, low=1)
-  process_index = _checks.check_int("process_index", process_index, low=0, high=process_count - 1)
-  num_batches, batch_size = batches.shape
-  if batch_size % process_count:
-    raise ValueError(f"batch size {batch_size} is not divisible by process_count={process_count}.")
-  start_batch = _checks.check_int("start_batch", start_batch, low=0, high=num_batches)
+  batches, columns = pipeline_lib.process_columns(batches, sizes.pop(), process_index=process_index,
+                                                  process_count=process_count, start_batch=start_batch)
   images_lib.hide_gpus_from_tensorflow()
-  local = batch_size // process_count
+  local = len(columns)
   names = sorted(arrays)
   dtypes = [tf.as_dtype(arrays[n].dtype) for n in names]
 
@@ -103,7 +98,6 @@ def rows_dataset(arrays: dict[str, np.ndarray], batches, *, process_index: int =
     out = {n: tf.ensure_shape(v, (local, *arrays[n].shape[1:])) for n, v in zip(names, values)}
     return {**out, "index": index}
 
-  columns = slice(process_index * local, (process_index + 1) * local)
   ds = tf.data.Dataset.from_tensor_slices(batches[start_batch:, columns])
   ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.prefetch(tf.data.AUTOTUNE)

@@ -65,22 +65,22 @@ def _missing(path: str, source: str) -> STSDataNotFoundError:
                               "(or --data_dir).")
 
 
-def read_semeval_file(path: str, name: str | None = None) -> SentencePairs:
-  """One ``score<TAB>sent1<TAB>sent2`` file; rows with an empty score are unscored and skipped."""
-  first, second, scores = [], [], []
+def _tab_rows(path: str, min_fields: int, expected: str):
+  """(line number, fields) of each non-blank line, split on tabs (no quoting); short lines are errors."""
   with open(path, encoding="utf-8") as f:
     for number, line in enumerate(f, 1):
       fields = line.rstrip("\n").split("\t")
-      if len(fields) < 3:
-        if line.strip():
-          raise ValueError(f"{path}:{number}: expected score<TAB>sent1<TAB>sent2, got {line[:80]!r}.")
-        continue
-      if not fields[0].strip():
-        continue
-      scores.append(float(fields[0]))
-      first.append(fields[1])
-      second.append(fields[2])
-  return SentencePairs(name or os.path.basename(path), first, second, np.asarray(scores, np.float64))
+      if len(fields) >= min_fields:
+        yield number, fields
+      elif line.strip():
+        raise ValueError(f"{path}:{number}: expected {expected}, got {line[:80]!r}.")
+
+
+def read_semeval_file(path: str, name: str | None = None) -> SentencePairs:
+  """One ``score<TAB>sent1<TAB>sent2`` file; rows with an empty score are unscored and skipped."""
+  rows = [f for _, f in _tab_rows(path, 3, "score<TAB>sent1<TAB>sent2") if f[0].strip()]
+  return SentencePairs(name or os.path.basename(path), [f[1] for f in rows], [f[2] for f in rows],
+                       np.asarray([float(f[0]) for f in rows], np.float64))
 
 
 def read_senteval_subset(input_path: str, name: str | None = None) -> SentencePairs:
@@ -136,19 +136,9 @@ def stsb_path(data_dir: str | None, split: str) -> str:
 
 def read_stsb(data_dir: str | None, split: str) -> SentencePairs:
   """STS-B: tab-separated, the first 7 fields ``genre file year id score sent1 sent2`` (no quoting)."""
-  path = stsb_path(data_dir, split)
-  first, second, scores = [], [], []
-  with open(path, encoding="utf-8") as f:
-    for number, line in enumerate(f, 1):
-      fields = line.rstrip("\n").split("\t")
-      if len(fields) < 7:
-        if line.strip():
-          raise ValueError(f"{path}:{number}: expected 7 tab-separated fields, got {len(fields)}.")
-        continue
-      scores.append(float(fields[4]))
-      first.append(fields[5])
-      second.append(fields[6])
-  return SentencePairs(f"stsb/{split}", first, second, np.asarray(scores, np.float64))
+  rows = [f for _, f in _tab_rows(stsb_path(data_dir, split), 7, "7 tab-separated fields")]
+  return SentencePairs(f"stsb/{split}", [f[5] for f in rows], [f[6] for f in rows],
+                       np.asarray([float(f[4]) for f in rows], np.float64))
 
 
 def read_sick(data_dir: str, split: str = "test") -> SentencePairs:

@@ -33,7 +33,6 @@ from prosampler_jax.normalize import l2_normalize
 
 LOSSES = ("info_nce",)
 SELECTION_METRIC = "stsb_dev"  # SimCSE keeps the checkpoint with the best STS-B dev Spearman
-_WIDTH_STEP = 16  # evaluation batches are cut to their longest sentence, rounded up to this
 
 
 class SimCSETask:
@@ -135,18 +134,11 @@ class SimCSETask:
 
     def embed(sentences: list[str]) -> np.ndarray:
       tokens = self._eval_tokenizer.tokenize(sentences)
-      lengths = tokens["attention_mask"].sum(1)
-      order = np.argsort(lengths, kind="stable")
 
       def batches():
-        for start in range(0, len(order), batch_size):
-          chosen = order[start:start + batch_size]
-          width = min(-(-int(lengths[chosen].max()) // _WIDTH_STEP) * _WIDTH_STEP,
-                      self._eval_tokenizer.max_len)
+        for chosen, inputs in bert_tokenizer.length_sorted_batches(tokens, batch_size):
           index = np.full(batch_size, -1, np.int32)
           index[:len(chosen)] = chosen
-          picked = np.maximum(index, 0)
-          inputs = {k: v[picked, :width] for k, v in tokens.items()}
           yield {"inputs": {k: v[rows] for k, v in inputs.items()}, "index": index[rows]}
 
       out = encode(batches())
