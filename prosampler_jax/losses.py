@@ -1,4 +1,5 @@
-"""Contrastive losses on raw embeddings: NT-Xent, debiased (DCL), hard-negative (HCL) and InfoNCE.
+"""Contrastive losses on raw embeddings: NT-Xent, debiased (DCL), hard-negative (HCL), InfoNCE and
+GraphCL's variant.
 
 Every loss L2-normalises its inputs, computes in float32 and in log space (stable at temperature 0.05),
 and returns the mean over unmasked anchors (DESIGN §3.1). ``mask`` (bool ``[B]``) removes items both
@@ -81,6 +82,25 @@ def info_nce(q: jax.Array, k: jax.Array, *, negatives: jax.Array | None = None,
   sim = _similarities((q,), candidates, (0,), mask, temperature, axis_name,
                       own_negative_views=own_negative_views)
   return _mean_over_anchors(_cross_entropy(sim), sim.anchor, axis_name)
+
+
+def graphcl(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.2, mask: jax.Array | None = None,
+            axis_name: str | None = None) -> jax.Array:
+  """GraphCL's loss (You et al. 2020, unsupervised TU code): ℓ_i = −log(pos_i / Σ_{j≠i} e^(s(z1_i, z2_j)/t)).
+
+  Differs from ``nt_xent`` in three ways, all as GraphCL computes it: only cross-view similarities
+  (anchors are the first views, candidates the second views: no z1–z1 negatives), one direction (z2 is
+  never an anchor), and the positive is *excluded* from the denominator. Under ``axis_name`` the second
+  views are all-gathered. An anchor without negatives (a one-item batch) contributes 0.
+  """
+  temperature = _check_temperature(temperature)
+  z1, z2 = _check_pair("z1", z1, "z2", z2)
+  mask = _check_mask(mask, z1.shape[0])
+  sim = _similarities((z1,), (z2,), (0,), mask, temperature, axis_name)
+  s_pos = jnp.sum(jnp.where(sim.positive, sim.logits, 0.0), axis=-1)
+  has_neg = jnp.any(sim.negative, axis=-1)
+  per_anchor = jnp.where(has_neg, _logsumexp(sim.logits, sim.negative) - s_pos, 0.0)
+  return _mean_over_anchors(per_anchor, sim.anchor, axis_name)
 
 
 def bind(name: str, hyperparameters, *, allowed: Sequence[str]) -> functools.partial:

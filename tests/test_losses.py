@@ -14,7 +14,7 @@ from jax.sharding import PartitionSpec as P
 from prosampler_jax import losses
 
 SIMCLR_FAMILY = ("nt_xent", "dcl", "hcl")
-ALL_LOSSES = SIMCLR_FAMILY + ("info_nce",)
+ALL_LOSSES = SIMCLR_FAMILY + ("info_nce", "graphcl")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -68,7 +68,25 @@ def _ref_info_nce(q, k, temperature, mask=None, negatives=None):
   return float(np.mean(per_anchor)) if per_anchor else 0.0
 
 
+def _ref_graphcl(x, x_aug, temperature, mask=None):
+  """GraphCL's loss_cal (unsupervised_TU/gsimclr.py) in matrix form: exp-cosine matrix of x against
+  x_aug, the diagonal over the off-diagonal row sum, −log, mean; masked items are dropped first. (The
+  off-diagonal entries are summed directly: GraphCL's ``row sum − diagonal`` cancels to 0 in float64 at
+  t = 0.01, where the positive term dominates the row.)"""
+  keep = np.ones(len(x), bool) if mask is None else np.asarray(mask, bool)
+  x, x_aug = np.asarray(x, np.float64)[keep], np.asarray(x_aug, np.float64)[keep]
+  if len(x) < 2:
+    return 0.0
+  norms = np.outer(np.linalg.norm(x, axis=1), np.linalg.norm(x_aug, axis=1))
+  sim = np.exp(np.einsum("ik,jk->ij", x, x_aug) / norms / temperature)
+  pos = np.diag(sim)
+  negatives = np.where(np.eye(len(x), dtype=bool), 0.0, sim).sum(axis=1)
+  return float(-np.log(pos / negatives).mean())
+
+
 def _reference(name, z1, z2, temperature, mask=None, **kwargs):
+  if name == "graphcl":
+    return _ref_graphcl(z1, z2, temperature, mask)
   if name == "info_nce":
     return _ref_info_nce(z1, z2, temperature, mask)
   return _ref_simclr(z1, z2, temperature, name, mask=mask, **kwargs)
