@@ -87,3 +87,93 @@ def test_missing_dataset_or_file_says_where_to_download(tmp_path):
     graphs.load_tu_dataset("TOY", root)
   with pytest.raises(ValueError, match="missing_features='zeros'"):
     graphs.load_tu_dataset("TOY", root, missing_features="zeros")
+
+
+# -- padded batches and the pipeline ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mutag():
+  return graphs.load_tu_dataset("MUTAG", graphs.grakel_mutag_dir())
+
+
+def test_pad_graphs_holds_each_graph_at_local_ids_and_nothing_else(mutag):
+  index = np.array([5, 0, 187, 5])
+  batch = graphs.pad_graphs(mutag, index, num_nodes=32, num_edges=72)
+  assert batch["nodes"].shape == (4, 32, 7) and batch["senders"].shape == (4, 72)
+  for b, g in enumerate(index):
+    x, s, r = mutag.graph(g)
+    n, e = len(x), len(s)
+    np.testing.assert_array_equal(batch["nodes"][b, :n], x)
+    np.testing.assert_array_equal(batch["senders"][b, :e], s)
+    np.testing.assert_array_equal(batch["receivers"][b, :e], r)
+    assert batch["node_mask"][b].sum() == n and batch["node_mask"][b, :n].all()
+    assert batch["edge_mask"][b].sum() == e and batch["edge_mask"][b, :e].all()
+    assert not batch["nodes"][b, n:].any() and not batch["senders"][b, e:].any()
+  with pytest.raises(ValueError, match="does not fit num_nodes=16"):
+    graphs.pad_graphs(mutag, index, num_nodes=16, num_edges=72)
+
+
+def test_size_buckets_are_few_and_every_graph_fits_its_bucket(mutag):
+  buckets = graphs.SizeBuckets.for_dataset(mutag)
+  assert buckets.nodes == (8, 16, 32)  # MUTAG's largest graph has 28 nodes
+  bucket = buckets.bucket_of(mutag.num_nodes)
+  assert np.all(np.asarray(buckets.nodes)[bucket] >= mutag.num_nodes)
+  assert np.all(np.asarray(buckets.edges)[bucket] >= mutag.num_edges)
+  above = bucket > 0  # the smallest bucket that fits: the one below is too small
+  assert above.any() and np.all(np.asarray(buckets.nodes)[bucket[above] - 1] < mutag.num_nodes[above])
+  with pytest.raises(ValueError, match="largest bucket holds 32"):
+    buckets.bucket_of(np.array([33]))
+
+
+def elements(dataset, batches, **kwargs):
+  kwargs = {"buckets": graphs.SizeBuckets.for_dataset(dataset), "seed": 3, "window": 2, **kwargs}
+  return list(graphs.pretrain_dataset(dataset, batches, **kwargs).as_numpy_iterator())
+
+
+def test_pretrain_dataset_pads_each_row_to_its_global_bucket_split_over_processes(mutag):
+  rng = np.random.default_rng(0)
+  batches = rng.permutation(188)[:160].reshape(10, 16).astype(np.int32)
+  whole = elements(mutag, batches)
+  buckets = graphs.SizeBuckets.for_dataset(mutag)
+  assert len(whole) == 10
+  for row, element in zip(batches, whole):
+    np.testing.assert_array_equal(element["index"], row)
+    want = buckets.nodes[int(buckets.bucket_of(mutag.num_nodes[row].max()))]
+    assert element["graphs"]["nodes"].shape == (16, want, 7)
+    np.testing.assert_array_equal(element["graphs"]["node_mask"].sum(1), mutag.num_nodes[row])
+  assert len({e["graphs"]["nodes"].shape for e in whole}) <= len(buckets.nodes)
+  # Two processes: each takes half the columns, padded like the whole row, with the same keys.
+  halves = [elements(mutag, batches, process_index=p, process_count=2) for p in (0, 1)]
+  for element, first, second in zip(whole, *halves):
+    for key in ("nodes", "senders", "edge_mask"):
+      np.testing.assert_array_equal(np.concatenate([first["graphs"][key], second["graphs"][key]]),
+                                    element["graphs"][key])
+    np.testing.assert_array_equal(np.concatenate([first["key"], second["key"]]), element["key"])
+  # Resuming at row 7 gives rows 7, 8, 9 exactly, keys included.
+  resumed = elements(mutag, batches, start_batch=7)
+  for a, b in zip(resumed, whole[7:]):
+    np.testing.assert_array_equal(a["key"], b["key"])
+    np.testing.assert_array_equal(a["graphs"]["nodes"], b["graphs"]["nodes"])
+
+
+def test_augmentation_keys_are_distinct_per_item_and_change_with_seed_and_window(mutag):
+  batches = np.arange(64, dtype=np.int32).reshape(4, 16)
+  keys = np.concatenate([e["key"] for e in elements(mutag, batches)])
+  assert len({tuple(k) for k in keys}) == 64
+  for change in ({"seed": 4}, {"window": 3}):
+    other = np.concatenate([e["key"] for e in elements(mutag, batches, **change)])
+    assert not np.any(np.all(other == keys, axis=1)), change
+
+
+def test_eval_batches_cover_every_graph_once_with_padding_marked(mutag):
+  buckets = graphs.SizeBuckets.for_dataset(mutag)
+  seen, labels = [], []
+  for batch in graphs.eval_batches(mutag, batch_size=50, buckets=buckets):
+    real = batch["index"] >= 0
+    seen += batch["index"][real].tolist()
+    labels += batch["label"][real].tolist()
+    assert np.all(batch["label"][~real] == -1)
+    np.testing.assert_array_equal(batch["inputs"]["node_mask"].sum(1)[real],
+                                  mutag.num_nodes[batch["index"][real]])
+  assert seen == list(range(188)) and labels == mutag.labels.tolist()

@@ -172,3 +172,128 @@ def _read_ints(path: str, name: str, folder: str) -> np.ndarray:
 def _check_per_node(values: np.ndarray, total_nodes: int, path: str) -> None:
   if len(values) != total_nodes:
     raise ValueError(f"{path} has {len(values)} rows for {total_nodes} nodes; allowed: one per node.")
+
+
+# -- padded batches --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SizeBuckets:
+  """The padded sizes batches come in, so XLA compiles once per bucket rather than once per batch.
+
+  Bucket b pads every graph to ``nodes[b]`` nodes and ``edges[b]`` edges. Node sizes are powers of two
+  (from ``min_nodes`` up to the dataset's largest graph); ``edges[b]`` is the most edges of any graph
+  that fits ``nodes[b]``, so a batch's bucket follows from its largest graph alone. A batch takes the
+  smallest bucket its largest graph fits: a dataset uses at most ⌈log2(max nodes)⌉ buckets, and batches
+  of similar graphs (what ProSampler builds) pad less.
+  """
+  nodes: tuple[int, ...]
+  edges: tuple[int, ...]
+
+  @classmethod
+  def for_dataset(cls, dataset: GraphDataset, *, min_nodes: int = 8) -> SizeBuckets:
+    min_nodes = _checks.check_int("min_nodes", min_nodes, low=1)
+    sizes, counts = dataset.num_nodes, dataset.num_edges
+    nodes = [min_nodes]
+    while nodes[-1] < sizes.max():
+      nodes.append(2 * nodes[-1])
+    edges = [max(8, -(-int(counts[sizes <= n].max(initial=0)) // 8) * 8) for n in nodes]
+    return cls(nodes=tuple(nodes), edges=tuple(edges))
+
+  def bucket_of(self, largest_graph: np.ndarray) -> np.ndarray:
+    """Bucket ids for batches whose largest graphs have ``largest_graph`` nodes."""
+    largest_graph = np.asarray(largest_graph)
+    if np.any(largest_graph > self.nodes[-1]):
+      raise ValueError(f"a graph has {int(largest_graph.max())} nodes; the largest bucket holds "
+                       f"{self.nodes[-1]}: build the buckets from this dataset (SizeBuckets.for_dataset).")
+    return np.searchsorted(np.asarray(self.nodes), largest_graph)
+
+
+def pad_graphs(dataset: GraphDataset, index: np.ndarray, *, num_nodes: int, num_edges: int
+               ) -> dict[str, np.ndarray]:
+  """Graphs ``index`` as a padded batch (leading axis = graphs), every graph at local node ids.
+
+  ``{"nodes": float32 [b, num_nodes, F], "node_mask": bool [b, num_nodes], "senders", "receivers":
+  int32 [b, num_edges] (padding: 0), "edge_mask": bool [b, num_edges]}``.
+  """
+  index = np.asarray(index, np.int64)
+  sizes, counts = dataset.num_nodes[index], dataset.num_edges[index]
+  if len(index) and (sizes.max() > num_nodes or counts.max() > num_edges):
+    raise ValueError(f"a graph of {int(sizes.max())} nodes / {int(counts.max())} edges does not fit "
+                     f"num_nodes={num_nodes}, num_edges={num_edges}.")
+  batch, features = len(index), dataset.node_features.shape[1]
+  out = {"nodes": np.zeros((batch, num_nodes, features), np.float32),
+         "node_mask": np.zeros((batch, num_nodes), bool),
+         "senders": np.zeros((batch, num_edges), np.int32),
+         "receivers": np.zeros((batch, num_edges), np.int32),
+         "edge_mask": np.zeros((batch, num_edges), bool)}
+  graph, slot, source = _ragged_positions(dataset.node_offsets[index], sizes)
+  out["nodes"][graph, slot] = dataset.node_features[source]
+  out["node_mask"][graph, slot] = True
+  graph, slot, source = _ragged_positions(dataset.edge_offsets[index], counts)
+  out["senders"][graph, slot] = dataset.senders[source]
+  out["receivers"][graph, slot] = dataset.receivers[source]
+  out["edge_mask"][graph, slot] = True
+  return out
+
+
+def _ragged_positions(starts: np.ndarray, lengths: np.ndarray):
+  """For ragged rows ``[starts[g], starts[g] + lengths[g])``: (row g, position in row, flat source)."""
+  graph = np.repeat(np.arange(len(lengths)), lengths)
+  slot = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+  return graph, slot, np.repeat(starts, lengths) + slot
+
+
+def item_keys(seed: int, window: int, row: int, columns: np.ndarray) -> np.ndarray:
+  """uint32 ``[len(columns), 2]`` threefry key data, one per item: a pure function of (seed, window,
+  row, column), so a resumed run or another process count draws the same views."""
+  return np.stack([np.random.SeedSequence([seed, window, row, int(c)]).generate_state(2, np.uint32)
+                   for c in columns])
+
+
+def pretrain_dataset(dataset: GraphDataset, batches, *, buckets: SizeBuckets, seed: int, window: int,
+                     process_index: int = 0, process_count: int = 1, start_batch: int = 0):
+  """The padded graphs of every row of the sampler's ``batches``, with one augmentation key per graph.
+
+  Yields ``{"graphs": padded batch (see pad_graphs), "key": uint32 [B_local, 2], "index": int32
+  [B_local]}``, this process's columns, from row ``start_batch``. The bucket of a row follows from the
+  largest graph of the whole (global) row, so every process pads the row alike.
+  """
+  from prosampler_jax.data import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top  (TF)
+  batches, columns = pipeline_lib.process_columns(batches, len(dataset), process_index=process_index,
+                                                  process_count=process_count, start_batch=start_batch)
+  row_bucket = buckets.bucket_of(dataset.num_nodes[batches].max(axis=1)) if batches.size else []
+  features = dataset.node_features.shape[1]
+
+  def make_row(row: int, index: np.ndarray) -> dict[str, np.ndarray]:
+    bucket = row_bucket[row]
+    graphs = pad_graphs(dataset, index, num_nodes=buckets.nodes[bucket],
+                        num_edges=buckets.edges[bucket])
+    return {**graphs, "key": item_keys(seed, window, row, columns)}
+
+  signature = {"nodes": (np.float32, (None, features)), "node_mask": (bool, (None,)),
+               "senders": (np.int32, (None,)), "receivers": (np.int32, (None,)),
+               "edge_mask": (bool, (None,)), "key": (np.uint32, (2,))}
+  ds = pipeline_lib.numpy_rows_dataset(batches, len(dataset), make_row, signature,
+                                       process_index=process_index, process_count=process_count,
+                                       start_batch=start_batch)
+  return ds.map(lambda e: {"graphs": {k: e[k] for k in signature if k != "key"}, "key": e["key"],
+                           "index": e["index"]})
+
+
+def eval_batches(dataset: GraphDataset, *, batch_size: int, buckets: SizeBuckets,
+                 process_index: int = 0, process_count: int = 1):
+  """Every graph once, in order, in padded batches of ``batch_size`` (this process's columns):
+  ``{"inputs": padded batch, "index": int32 (-1 on padding), "label": int32}``."""
+  batch_size = _checks.check_int("batch_size", batch_size, low=1)
+  local = batch_size // process_count
+  columns = slice(process_index * local, (process_index + 1) * local)
+  for start in range(0, len(dataset), batch_size):
+    index = np.arange(start, start + batch_size)
+    index[index >= len(dataset)] = -1
+    real = np.where(index >= 0, index, 0)
+    bucket = int(buckets.bucket_of(dataset.num_nodes[real].max()))
+    graphs = pad_graphs(dataset, real[columns], num_nodes=buckets.nodes[bucket],
+                        num_edges=buckets.edges[bucket])
+    yield {"inputs": graphs, "index": index[columns].astype(np.int32),
+           "label": np.where(index >= 0, dataset.labels[real], -1)[columns].astype(np.int32)}

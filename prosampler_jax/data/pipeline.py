@@ -113,6 +113,37 @@ def eval_dataset(source: images_lib.ImageSource, *, batch_size: int) -> tf.data.
   return ds.prefetch(tf.data.AUTOTUNE).with_options(_deterministic_options())
 
 
+def numpy_rows_dataset(batches, num_items: int, make_row, signature: dict, *, process_index: int = 0,
+                       process_count: int = 1, start_batch: int = 0) -> tf.data.Dataset:
+  """One element per row of the sampler's index array, built on the host by NumPy.
+
+  ``make_row(row, index)`` gets the row's number in ``batches`` and this process's indices of it (int32
+  ``[B_local]``) and returns ``{name: array [B_local, ...]}`` matching ``signature`` (``{name: (dtype,
+  per-item shape)}``; ``None`` entries where a size varies by row, e.g. a padded graph bucket).
+  Elements carry ``"index"`` too, come in the order of ``batches`` from row ``start_batch``, and are built
+  in parallel but delivered in order; ``make_row`` must be a pure function of its arguments, so that
+  resumed runs see the same inputs.
+  """
+  batches, columns = process_columns(batches, num_items, process_index=process_index,
+                                     process_count=process_count, start_batch=start_batch)
+  images_lib.hide_gpus_from_tensorflow()
+  names = sorted(signature)
+  dtypes = [tf.as_dtype(signature[n][0]) for n in names]
+
+  def build(row, index):
+    def run(row_value, index_value):
+      out = make_row(int(row_value), index_value)
+      return [np.asarray(out[n], dtype=signature[n][0]) for n in names]
+    values = tf.numpy_function(run, [row, index], dtypes, stateful=False)
+    out = {n: tf.ensure_shape(v, (len(columns), *signature[n][1])) for n, v in zip(names, values)}
+    return {**out, "index": index}
+
+  rows = np.arange(start_batch, len(batches), dtype=np.int64)
+  ds = tf.data.Dataset.from_tensor_slices((rows, batches[start_batch:, columns]))
+  ds = ds.map(build, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return ds.prefetch(tf.data.AUTOTUNE).with_options(_deterministic_options())
+
+
 def process_columns(batches, num_items: int, *, process_index: int, process_count: int,
                     start_batch: int) -> tuple[np.ndarray, np.ndarray]:
   """The checked index array (int32) and this process's columns of it.

@@ -18,7 +18,6 @@ import tensorflow as tf
 from absl import logging
 
 from prosampler_jax import _checks
-from prosampler_jax.data import images as images_lib
 from prosampler_jax.data import pipeline as pipeline_lib
 from prosampler_jax.evaluation import sts
 
@@ -86,18 +85,7 @@ def rows_dataset(arrays: dict[str, np.ndarray], batches, *, process_index: int =
   sizes = {len(a) for a in arrays.values()}
   if len(sizes) != 1:
     raise ValueError(f"arrays have different lengths {sorted(sizes)}; allowed: one row per item.")
-  batches, columns = pipeline_lib.process_columns(batches, sizes.pop(), process_index=process_index,
-                                                  process_count=process_count, start_batch=start_batch)
-  images_lib.hide_gpus_from_tensorflow()
-  local = len(columns)
-  names = sorted(arrays)
-  dtypes = [tf.as_dtype(arrays[n].dtype) for n in names]
-
-  def gather(index):
-    values = tf.numpy_function(lambda i: [arrays[n][i] for n in names], [index], dtypes, stateful=False)
-    out = {n: tf.ensure_shape(v, (local, *arrays[n].shape[1:])) for n, v in zip(names, values)}
-    return {**out, "index": index}
-
-  ds = tf.data.Dataset.from_tensor_slices(batches[start_batch:, columns])
-  ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-  return ds.prefetch(tf.data.AUTOTUNE)
+  signature = {n: (a.dtype, a.shape[1:]) for n, a in arrays.items()}
+  return pipeline_lib.numpy_rows_dataset(
+      batches, sizes.pop(), lambda row, index: {n: a[index] for n, a in arrays.items()}, signature,
+      process_index=process_index, process_count=process_count, start_batch=start_batch)
