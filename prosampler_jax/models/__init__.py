@@ -7,6 +7,8 @@ import jax.numpy as jnp
 
 from prosampler_jax import _checks
 from prosampler_jax.models.contrastive import ContrastiveModel
+from prosampler_jax.models.gin import GIN
+from prosampler_jax.models.gin import GraphCLModel
 from prosampler_jax.models.heads import ProjectionHead
 from prosampler_jax.models.resnet import ResNet
 from prosampler_jax.models.resnet import ResNet18
@@ -45,5 +47,5 @@ def make_model(encoder: str, *, in_channels: int, cifar_stem: bool = False, widt
   return ContrastiveModel(backbone, head)
 
 
-__all__ = ["ENCODERS", "ContrastiveModel", "ProjectionHead", "ResNet", "ResNet18", "ResNet50",
-           "SmallCNN", "make_model"]
+__all__ = ["ENCODERS", "GIN", "ContrastiveModel", "GraphCLModel", "ProjectionHead", "ResNet", "ResNet18",
+           "ResNet50", "SmallCNN", "make_model"]
