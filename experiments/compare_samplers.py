@@ -6,6 +6,8 @@
       --workdir=runs/cifar10 --samplers=uniform,proximity,knn,tail
   python -m experiments.compare_samplers --config=experiments/configs/simcse_minilm_stsb.py \
       --workdir=runs/simcse --samplers=uniform,proximity,tail --seeds=0,1,2
+  python -m experiments.compare_samplers --config=experiments/configs/graphcl_mutag.py \
+      --workdir=runs/graphcl_mutag --samplers=uniform,proximity --seeds=0,1,2
 
 Each run lands in WORKDIR/<sampler>/ (WORKDIR/<sampler>/seed_<s>/ with several seeds: results.json,
 checkpoints, TensorBoard events; rerunning resumes). The table (mean ± std over seeds) goes to stdout
@@ -31,7 +33,8 @@ _SAMPLERS = flags.DEFINE_list("samplers", ["uniform", "proximity"], "Samplers to
 _SEEDS = flags.DEFINE_list("seeds", ["0"], "Seeds; the table shows mean ± std over them.")
 
 # The task's headline metrics, then what every task has.
-METRICS = {"simclr": ("knn_accuracy", "linear_accuracy"), "simcse": ("stsb_dev", "stsb", "average")}
+METRICS = {"simclr": ("knn_accuracy", "linear_accuracy"), "simcse": ("stsb_dev", "stsb", "average"),
+           "graphcl": ("svm_acc", "svm_acc_std")}
 COMMON = ("mean_neg_cos", "false_negative_rate", "min_bank_written", "bank_staleness", "wall_seconds")
 
 

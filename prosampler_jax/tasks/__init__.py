@@ -1,9 +1,9 @@
 """Modalities for the one training loop (DESIGN §3.6): a task = data + model + loss + evaluation.
 
 The loop (``prosampler_jax.train``) owns the train state, the mesh, the feeder, checkpoints and logs, and
-only relies on the ``Task`` protocol below: it never looks inside a task's inputs or outputs. SimCSE and
-GraphCL plug in by adding a module here, not a new loop; ``train_and_evaluate(config, workdir, task=…)``
-also accepts any object that follows the protocol.
+only relies on the ``Task`` protocol below: it never looks inside a task's inputs or outputs. SimCLR
+(images), SimCSE (text) and GraphCL (graphs) are modules here, not loops of their own;
+``train_and_evaluate(config, workdir, task=…)`` also accepts any object that follows the protocol.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-TASKS = ("simclr", "simcse")
+TASKS = ("simclr", "simcse", "graphcl")
 
 
 class Task(Protocol):
@@ -67,4 +67,7 @@ def make_task(config: ml_collections.ConfigDict) -> Task:
   if config.task == "simcse":
     from prosampler_jax.tasks import simcse  # pylint: disable=g-import-not-at-top
     return simcse.SimCSETask(config)
+  if config.task == "graphcl":
+    from prosampler_jax.tasks import graphcl  # pylint: disable=g-import-not-at-top
+    return graphcl.GraphCLTask(config)
   raise ValueError(f"config.task={config.task!r} is not supported; allowed: {', '.join(TASKS)}.")

@@ -1,0 +1,128 @@
+"""GraphCL on graphs (You et al. 2020, unsupervised TU setting): a GIN encoder, two augmented views of
+every graph, GraphCL's loss, and SVM accuracy on frozen graph embeddings.
+
+Data: a TU dataset (``config.dataset``, e.g. ``MUTAG``, ``NCI1``) from ``config.data_dir/<NAME>/``;
+MUTAG also offline from the grakel wheel when ``data_dir`` is empty. Batches are padded graphs in a
+few size buckets (``data/graphs.py``); the pipeline attaches one key per graph, a pure function of
+(seed, window, row, column), and the two views are drawn from it on the device inside the step
+(``graph_views.py``): ``config.augment.view1``/``view2`` (GraphCL: the graph itself and one of four
+augmentations chosen per graph, ``random4``) at ``config.augment.ratio``.
+
+The bank row of a graph is normalise(concat(normalise(z1), normalise(z2))) of its two views' projections,
+so every sampler works on graphs; Tail Batch Sampling sees the (view1, view2) halves. The evaluation is
+GraphCL's: the encoder's readout (before the head), an SVM with C chosen by inner cross-validation,
+stratified 10-fold accuracy; the monitor uses one fold split, the final evaluation
+``config.eval.svm_seeds`` of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from prosampler_jax import _checks
+from prosampler_jax import graph_views
+from prosampler_jax import losses
+from prosampler_jax.data import graphs as graphs_lib
+from prosampler_jax.evaluation import svm_accuracy
+from prosampler_jax.models.gin import GraphCLModel
+from prosampler_jax.normalize import l2_normalize
+
+LOSSES = ("graphcl", "nt_xent", "dcl", "hcl")  # GraphCL's own, or the SimCLR family on the two views
+_OFFLINE = ("MUTAG",)  # datasets found without config.data_dir (in the grakel wheel)
+
+
+class GraphCLTask:
+  """Graphs for contrastive pre-training and SVM evaluation; inputs ``{"graphs": padded batch, "key":
+  uint32 [B, 2]}``."""
+
+  def __init__(self, config: ml_collections.ConfigDict):
+    if not isinstance(config.dataset, str) or not config.dataset:
+      raise ValueError(f"config.dataset={config.dataset!r}; allowed: a TU dataset name such as 'MUTAG', "
+                       "'NCI1', 'PROTEINS' (its files in config.data_dir/<NAME>/).")
+    self._loss = losses.bind(config.loss.name, config.loss, allowed=LOSSES)
+    self._views = (graph_views.check_view("config.augment.view1", config.augment.view1),
+                   graph_views.check_view("config.augment.view2", config.augment.view2))
+    self._ratio = graph_views.check_ratio("config.augment.ratio", config.augment.ratio)
+    _checks.check_int("config.model.hidden", config.model.hidden, low=1)
+    _checks.check_int("config.model.num_layers", config.model.num_layers, low=1)
+    _checks.check_choice("config.graph.missing_features", config.graph.missing_features,
+                         graphs_lib.MISSING_FEATURES)
+    seeds = config.eval.svm_seeds
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+      raise ValueError(f"config.eval.svm_seeds={seeds!r}; allowed: an integer >= 1 (the number of "
+                       "10-fold splits the final SVM accuracy is averaged over).")
+    self._config = config
+
+    data_dir = config.data_dir
+    if not data_dir and config.dataset in _OFFLINE:
+      data_dir = graphs_lib.grakel_mutag_dir()
+    self._dataset = graphs_lib.load_tu_dataset(
+        config.dataset, data_dir, use_node_attributes=config.graph.use_node_attributes,
+        missing_features=config.graph.missing_features, max_degree=config.graph.max_degree)
+    self._buckets = graphs_lib.SizeBuckets.for_dataset(self._dataset)
+    self.num_examples = len(self._dataset)
+    self.pretrain_labels = self._dataset.labels
+    self.num_features = config.model.num_layers * config.model.hidden
+    self.bank_dim = 2 * self.num_features
+
+  # -- data ------------------------------------------------------------------------------------------
+
+  def pretrain_batches(self, batches: np.ndarray, *, window: int, start_batch: int
+                       ) -> Iterator[dict[str, Any]]:
+    ds = graphs_lib.pretrain_dataset(self._dataset, batches, buckets=self._buckets,
+                                     seed=self._config.seed, window=window,
+                                     process_index=jax.process_index(),
+                                     process_count=jax.process_count(), start_batch=start_batch)
+    return ({"inputs": {"graphs": e["graphs"], "key": e["key"]}, "index": e["index"]}
+            for e in ds.as_numpy_iterator())
+
+  # -- model and loss --------------------------------------------------------------------------------
+
+  def make_model(self) -> nnx.Module:
+    config = self._config
+    return GraphCLModel(self._dataset.node_features.shape[1], hidden=config.model.hidden,
+                        num_layers=config.model.num_layers, dtype=jnp.dtype(config.model.dtype),
+                        rngs=nnx.Rngs(config.seed))
+
+  def forward(self, model: nnx.Module, inputs: dict[str, Any]) -> tuple[jax.Array, jax.Array]:
+    """Both views' projections; each view's key is the graph's key folded with the view's number."""
+    keys = jax.random.wrap_key_data(inputs["key"], impl="threefry2x32")
+    outputs = []
+    for number, view in enumerate(self._views):
+      view_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, number)
+      graphs = graph_views.augment(inputs["graphs"], view_keys, view=view, ratio=self._ratio)
+      outputs.append(model(graphs))
+    return outputs[0], outputs[1]
+
+  def loss_and_rows(self, outputs, *, axis_name: str | None) -> tuple[jax.Array, jax.Array]:
+    z1, z2 = outputs
+    loss = self._loss(z1, z2, axis_name=axis_name)
+    rows = l2_normalize(jnp.concatenate([l2_normalize(z1), l2_normalize(z2)], axis=-1))
+    return loss, rows.astype(jnp.float32)
+
+  def sampler_view(self, bank: np.ndarray):
+    if self._config.sampler.name == "tail":
+      half = bank.shape[1] // 2
+      return bank[:, :half], bank[:, half:]
+    return bank
+
+  # -- evaluation ------------------------------------------------------------------------------------
+
+  def evaluate(self, encode: Callable[..., dict[str, np.ndarray]], *, final: bool) -> dict[str, float]:
+    """SVM accuracy of the frozen readout (GraphCL's protocol), over one fold split or all seeds."""
+    batches = graphs_lib.eval_batches(self._dataset, batch_size=self._config.eval_batch_size,
+                                      buckets=self._buckets, process_index=jax.process_index(),
+                                      process_count=jax.process_count())
+    out = encode(batches)
+    if not np.array_equal(out["index"], np.arange(self.num_examples)):
+      raise AssertionError("encode lost or reordered graphs")
+    seeds = range(self._config.eval.svm_seeds) if final else range(1)
+    return svm_accuracy(out["features"], out["label"], seeds=tuple(seeds),
+                        num_folds=self._config.eval.svm_folds)
