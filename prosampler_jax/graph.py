@@ -3,10 +3,16 @@
 ``num_candidates`` M sets how hard the graph is: M = K is a random graph (walks give ≈ uniform
 batches), M ≥ N − 1 is the kNN graph (hardest negatives). Three backends build it:
 
-- ``"candidates"``: JAX on the default device; draws candidates, gathers them, one matmul per group
-  of rows, ``top_k``; chunked over rows so memory is bounded by a chunk size, not by N·M·D.
+- ``"candidates"``: JAX on the device the bank lives on; every row draws its own M candidates (the
+  paper's semantics), gathers them, scores them and keeps the ``top_k``; chunked over rows so memory
+  is bounded by a chunk size, not by N·M·D. ``candidate_draw="shared"`` lets groups of rows share one
+  draw (one matmul per group: faster, but rows are correlated; see ``CANDIDATE_DRAWS``).
 - ``"exact"``: JAX blocked matmul of row blocks × column blocks with a running ``top_k`` merge.
 - ``"nndescent"``: pynndescent on the host (approximate kNN), rows re-sorted by exact cosine.
+
+``proximity_graph`` returns the graph where it was built (a ``jax.Array`` for the JAX backends), so a
+bank on a device is normalised, scored and walked there without a host round trip;
+``build_proximity_graph`` is the same graph as a NumPy array.
 """
 
 from __future__ import annotations
@@ -24,37 +30,58 @@ from prosampler_jax import _checks
 from prosampler_jax.normalize import l2_normalize
 
 BACKENDS = ("auto", "candidates", "exact", "nndescent")
+# How rows of the "candidates" backend draw: "per_row" (default), each row its own uniform M-subset of
+# the other N − 1 items, independent across rows, as the paper does; "shared", random groups of up to
+# 64 rows share one draw. Shared draws are cheaper (one matmul per group instead of a per-row gather)
+# and each row is still uniform, but rows are correlated: in-degrees spread more, rows of one group can
+# get identical neighbour lists when M ≈ K, and walk item frequencies are less even (measured in
+# experiments/bench/candidate_draws.py).
+CANDIDATE_DRAWS = ("per_row", "shared")
 # "auto" uses the exact kNN graph up to this N and pynndescent beyond it.
 AUTO_EXACT_MAX_N = 20_000
 
-# Rows that share one candidate draw: at most _MAX_GROUP_SIZE and at most (M + 1) / _DRAWS_PER_ITEM,
-# so each item still lands in ≥ _DRAWS_PER_ITEM draws (keeps in-edges; see _candidate_graph).
+# Shared draws: rows per draw, at most _MAX_GROUP_SIZE and at most (M + 1) / _DRAWS_PER_ITEM, so each
+# item still lands in ≥ _DRAWS_PER_ITEM draws (keeps in-edges; see _shared_draw_graph).
 _MAX_GROUP_SIZE = 64
 _DRAWS_PER_ITEM = 16
-# Working-set budget of one jitted chunk (gathered vectors + similarities), in bytes.
-_CHUNK_BYTES = 48 << 20
+# Working-set budget of one chunk (gathered vectors + similarities), in bytes: small on a CPU (cache),
+# large on an accelerator (fewer, fuller kernels).
+_CHUNK_BYTES_CPU = 48 << 20
+_CHUNK_BYTES_ACCELERATOR = 1 << 30
 # Exact backend: rows per block and the most columns per block.
 _EXACT_ROWS = 256
 _EXACT_MAX_COLS = 16_384
-# The oversampled draw falls short of M + 1 distinct items with at most this probability per group.
+# The oversampled draw falls short of the wanted distinct items with at most this probability per row.
 _DRAW_FAILURE_PROB = 1e-12
 
 
 def build_proximity_graph(embeddings, *, num_neighbors: int, num_candidates: int | None = None,
-                          backend: str = "auto", seed: int = 0) -> np.ndarray:
+                          backend: str = "auto", seed: int = 0,
+                          candidate_draw: str = "per_row") -> np.ndarray:
   """Returns int32 ``[N, K]``: row i holds K distinct neighbours of i (not i), by decreasing cosine.
 
   Each row keeps the top ``num_neighbors`` K of ``num_candidates`` M candidates drawn uniformly
-  without replacement from the other N − 1 items (``None`` or M ≥ N − 1: all, the kNN graph).
-  ``backend``: "candidates", "exact" or "nndescent" (the last two build only the kNN graph), or
-  "auto": "exact" for the kNN graph up to N = 20 000, "nndescent" beyond, "candidates" if M < N − 1.
+  without replacement from the other N − 1 items, independently per row (``None`` or M ≥ N − 1: all,
+  the kNN graph). ``backend``: "candidates", "exact" or "nndescent" (the last two build only the kNN
+  graph), or "auto": "exact" for the kNN graph up to N = 20 000, "nndescent" beyond, "candidates" if
+  M < N − 1. ``candidate_draw``: one of ``CANDIDATE_DRAWS``.
   """
-  emb = _checks.check_embeddings("embeddings", embeddings)
+  return np.asarray(proximity_graph(embeddings, num_neighbors=num_neighbors,
+                                    num_candidates=num_candidates, backend=backend, seed=seed,
+                                    candidate_draw=candidate_draw))
+
+
+def proximity_graph(embeddings, *, num_neighbors: int, num_candidates: int | None = None,
+                    backend: str = "auto", seed: int = 0, candidate_draw: str = "per_row"):
+  """``build_proximity_graph`` without the copy to the host: a ``jax.Array`` on the bank's device for
+  the JAX backends (a NumPy bank goes to the default device), a NumPy array for "nndescent"."""
+  emb = _checks.check_embeddings("embeddings", embeddings, on_device=True)
   n = emb.shape[0]
   k = _checks.check_int("num_neighbors", num_neighbors, low=1, high=n - 1)
   m = None if num_candidates is None else _checks.check_int("num_candidates", num_candidates, low=k)
   backend = _checks.check_choice("backend", backend, BACKENDS)
   seed = _checks.check_int("seed", seed, low=0, high=2**32 - 1)
+  candidate_draw = _checks.check_choice("candidate_draw", candidate_draw, CANDIDATE_DRAWS)
   knn = m is None or m >= n - 1
   if backend == "auto":
     backend = "candidates" if not knn else "exact" if n <= AUTO_EXACT_MAX_N else "nndescent"
@@ -62,20 +89,83 @@ def build_proximity_graph(embeddings, *, num_neighbors: int, num_candidates: int
     raise ValueError(f"num_candidates={m} is out of range for backend={backend!r}, which builds "
                      f"the kNN graph; allowed: None or >= N - 1 = {n - 1} (or use "
                      "backend='candidates').")
-  emb = l2_normalize(emb)  # unit rows (zero rows stay zero): a dot product is the cosine
+  emb = l2_normalize(emb)  # unit rows (zero rows stay zero), on the bank's device: dot = cosine
   if backend == "nndescent":
-    return _nndescent_graph(emb, k, seed)
+    return _nndescent_graph(np.asarray(emb), k, seed)
   if knn:  # M ≥ N − 1: every other item is a candidate, which is the exact kNN graph.
     return _exact_graph(emb, np.arange(n, dtype=np.int32), k)
-  return _candidate_graph(emb, k, m, seed)
+  if candidate_draw == "shared":
+    return _shared_draw_graph(emb, k, m, seed)
+  return _per_row_graph(emb, k, m, seed)
+
+
+def _chunk_bytes(array: jax.Array) -> int:
+  """The working-set budget of one chunk on the platform that holds ``array``."""
+  platform = next(iter(array.devices())).platform
+  return _CHUNK_BYTES_CPU if platform == "cpu" else _CHUNK_BYTES_ACCELERATOR
 
 
 # --------------------------------------------------------------------------------------------------
-# "candidates": rows in groups sharing one uniform draw of M + 1 items.
+# "candidates", per row: each row its own uniform M-subset of the other N − 1 items.
 
 
-def _candidate_graph(emb: np.ndarray, k: int, m: int, seed: int) -> np.ndarray:
-  """Top-K of M uniform candidates per row, on the default device, in chunks of row groups.
+def _per_row_graph(emb: jax.Array, k: int, m: int, seed: int) -> jax.Array:
+  """Top-K of M candidates drawn independently per row; one jitted call, rows in chunks.
+
+  Row i's draw depends only on (seed, i): L ≥ M uniform draws with replacement from the N − 1 other
+  items (ids ≥ i shifted by one), of which the first M distinct in draw order are kept; L is chosen
+  so that fewer than M distinct happens with probability < 1e-12, and then that row takes a prefix of
+  a random permutation instead. Chunking only bounds memory and does not change the result.
+  """
+  n, d = emb.shape
+  length = _oversample_length(n - 1, m)
+  chunk = int(max(1, min(n, _chunk_bytes(emb) // (4 * length * (d + 4)))))
+  num_chunks = -(-n // chunk)
+  graph = _per_row_chunks(emb, jax.random.key(seed), num_neighbors=k, num_draw=m, length=length,
+                          chunk=chunk, num_chunks=num_chunks)
+  return graph[:n]
+
+
+@functools.partial(jax.jit, static_argnames=("num_neighbors", "num_draw", "length", "chunk",
+                                             "num_chunks"))
+def _per_row_chunks(emb, key, *, num_neighbors, num_draw, length, chunk, num_chunks):
+  """Neighbours ``[num_chunks · chunk, K]`` (rows past N repeat earlier rows and are dropped)."""
+  n = emb.shape[0]
+  others = n - 1
+
+  def draw_rows(rows):
+    keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(rows)
+    split = jax.vmap(jax.random.split)(keys)
+    permutation = lambda: jax.vmap(
+        lambda kk: _draw_permutation(kk, 1, others, num_draw, length)[0][0])(split[:, 1])
+    if length >= others:
+      return permutation(), jnp.arange(length)[None, :] < num_draw
+    draws = jax.vmap(lambda kk: jax.random.randint(kk, (length,), 0, others, dtype=jnp.int32))(
+        split[:, 0])
+    draws, keep, _, ok = _draw_oversampled(draws, others, num_draw)
+    # Rare: a row drew too few distinct items; only that row takes a permutation prefix instead.
+    fallback = lax.cond(jnp.all(ok), lambda: draws, permutation)
+    draws = jnp.where(ok[:, None], draws, fallback)
+    keep = jnp.where(ok[:, None], keep, jnp.arange(length)[None, :] < num_draw)
+    return draws, keep
+
+  def one_chunk(rows):
+    draws, keep = draw_rows(rows)
+    cand = draws + (draws >= rows[:, None]).astype(jnp.int32)  # skip the row itself
+    sims = jnp.einsum("rd,rld->rl", emb[rows], emb[cand], precision=lax.Precision.HIGHEST)
+    _, idx = lax.top_k(jnp.where(keep, sims, -jnp.inf), num_neighbors)
+    return jnp.take_along_axis(cand, idx, axis=1)
+
+  rows = (jnp.arange(num_chunks * chunk, dtype=jnp.int32) % n).reshape(num_chunks, chunk)
+  return lax.map(one_chunk, rows).reshape(-1, num_neighbors)
+
+
+# --------------------------------------------------------------------------------------------------
+# "candidates", shared: rows in groups sharing one uniform draw of M + 1 items (opt-in).
+
+
+def _shared_draw_graph(emb: jax.Array, k: int, m: int, seed: int) -> jax.Array:
+  """Top-K of M uniform candidates per row, where random groups of rows share one draw.
 
   Sampling, in one line: random groups of rows share a uniform ordered draw of M + 1 items and each
   row drops itself (or the draw's last item), so every row's candidates are a uniform M-subset of
@@ -89,19 +179,17 @@ def _candidate_graph(emb: np.ndarray, k: int, m: int, seed: int) -> np.ndarray:
   num_groups = -(-n // group)
   m1 = m + 1
   length = _oversample_length(n, m1)
-  groups_per_chunk = max(1, min(num_groups, _CHUNK_BYTES // (4 * length * (d + group + 2))))
+  groups_per_chunk = max(1, min(num_groups, _CHUNK_BYTES_CPU // (4 * length * (d + group + 2))))
   num_chunks = -(-num_groups // groups_per_chunk)
   # Random groups (similar rows do not share draws); the tail is padded with repeats, then dropped.
   order = np.random.default_rng(seed).permutation(n).astype(np.int32)
   rows = np.resize(order, num_chunks * groups_per_chunk * group)
   rows = jnp.asarray(rows.reshape(num_chunks, groups_per_chunk, group))
   key = jax.random.key(seed)
-  emb_device = jnp.asarray(emb)
-  out = [_candidate_chunk(emb_device, rows[c], jax.random.fold_in(key, c), num_neighbors=k,
-                          num_draw=m1, length=length) for c in range(num_chunks)]
-  graph = np.empty((n, k), np.int32)
-  graph[order] = np.asarray(jnp.concatenate(out)).reshape(-1, k)[:n]
-  return graph
+  out = [_shared_draw_chunk(emb, rows[c], jax.random.fold_in(key, c), num_neighbors=k,
+                            num_draw=m1, length=length) for c in range(num_chunks)]
+  neighbors = jnp.concatenate(out).reshape(-1, k)[:n]
+  return jnp.zeros((n, k), jnp.int32).at[jnp.asarray(order)].set(neighbors)
 
 
 def _oversample_length(n: int, m1: int) -> int:
@@ -170,7 +258,7 @@ def _draw_permutation(key: jax.Array, num_groups: int, n: int, m1: int, length: 
 
 
 @functools.partial(jax.jit, static_argnames=("num_neighbors", "num_draw", "length"))
-def _candidate_chunk(emb, rows, key, *, num_neighbors, num_draw, length):
+def _shared_draw_chunk(emb, rows, key, *, num_neighbors, num_draw, length):
   """Neighbours ``[G_c, G, K]`` of one chunk: ``rows`` ``[G_c, G]`` row ids, one draw per group."""
   n = emb.shape[0]
   num_groups = rows.shape[0]
@@ -195,22 +283,20 @@ def _candidate_chunk(emb, rows, key, *, num_neighbors, num_draw, length):
 # "exact": blocked matmul with a running top-k.
 
 
-def _exact_graph(emb: np.ndarray, query_rows: np.ndarray, k: int) -> np.ndarray:
+def _exact_graph(emb, query_rows: np.ndarray, k: int) -> jax.Array:
   """Exact top-K neighbours (self excluded) of ``query_rows`` among all N items, in row blocks."""
+  emb = jnp.asarray(emb)
   n, d = emb.shape
   num_col_blocks = -(-n // _EXACT_MAX_COLS)
   cols = -(-n // num_col_blocks)
   cols = -(-cols // 128) * 128
-  table = np.zeros((num_col_blocks * cols, d), np.float32)
-  table[:n] = emb
-  table = jnp.asarray(table.reshape(num_col_blocks, cols, d))
+  table = jnp.pad(emb, ((0, num_col_blocks * cols - n), (0, 0))).reshape(num_col_blocks, cols, d)
   rows = min(_EXACT_ROWS, len(query_rows))
   num_row_blocks = -(-len(query_rows) // rows)
-  padded = np.resize(query_rows.astype(np.int32), num_row_blocks * rows)
-  emb_device = jnp.asarray(emb)
-  out = [_exact_block(emb_device, table, jnp.asarray(padded[b * rows:(b + 1) * rows]),
-                      num_neighbors=k) for b in range(num_row_blocks)]
-  return np.asarray(jnp.concatenate(out))[:len(query_rows)]
+  padded = jnp.asarray(np.resize(query_rows.astype(np.int32), num_row_blocks * rows))
+  out = [_exact_block(emb, table, padded[b * rows:(b + 1) * rows], num_neighbors=k)
+         for b in range(num_row_blocks)]
+  return jnp.concatenate(out)[:len(query_rows)]
 
 
 @functools.partial(jax.jit, static_argnames=("num_neighbors",))
@@ -257,7 +343,7 @@ def _nndescent_graph(emb: np.ndarray, k: int, seed: int) -> np.ndarray:
   graph, complete = _first_k_valid(ids, k)
   bad = np.flatnonzero(~complete)
   if bad.size:  # Rare: too few distinct non-self ids returned; use the exact rows there.
-    graph[bad] = _exact_graph(emb, bad.astype(np.int32), k)
+    graph[bad] = np.asarray(_exact_graph(emb, bad.astype(np.int32), k))
   return _sort_rows_by_cosine(emb, graph)
 
 

@@ -19,14 +19,14 @@ from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+from jax import lax
 
 from prosampler_jax import _checks
 from prosampler_jax.normalize import l2_normalize
 
-# DCL/HCL: log(Σneg − τ⁺·N·pos) is evaluated with a relative gap of at least this (float32 noise level),
-# so its gradient stays finite; below it the N·e^(−1/t) clamp decides (or the value is already noise).
-_MIN_LOG_GAP = 1e-6
+# DCL/HCL: Σneg − τ⁺·N·pos counts as positive when it exceeds this fraction of Σneg (far below float32
+# resolution of R, so only differences that underflow to zero are treated as "not positive").
+_MIN_LOG_GAP = 1e-30
 
 
 class _Similarities(NamedTuple):
@@ -160,15 +160,22 @@ def _similarities(anchor_views: Sequence[jax.Array], candidate_views: Sequence[j
   # HIGHEST: accelerators may otherwise run float32 matmuls in bf16/TF32, too coarse at t = 0.05.
   logits = jnp.matmul(anchors, candidates.T, precision=jax.lax.Precision.HIGHEST) / temperature
 
+  # Every mask comes from iota comparisons, which XLA fuses into the consumers: no [A, C] constant is
+  # baked into the program (a NumPy table would be (2B)² bytes, 1 GiB at B = 16k, and slow to compile).
   num_anchor_views, num_candidate_views = len(anchor_views), len(candidate_views)
-  anchor_item = jnp.tile(offset + jnp.arange(batch), num_anchor_views)
-  candidate_item = jnp.tile(jnp.arange(total), num_candidate_views)
-  same_item = anchor_item[:, None] == candidate_item[None, :]
-  wanted_view = np.repeat(np.asarray(positive_view), batch)  # static, [A]
-  candidate_view = np.repeat(np.arange(num_candidate_views), total)  # static, [C]
-  positive = same_item & (wanted_view[:, None] == candidate_view[None, :])
-  own_negative = np.isin(candidate_view, np.asarray(own_negative_views, int))  # static, [C]
-  negative = ((~same_item | own_negative[None, :]) & ~positive
+  shape = (num_anchor_views * batch, num_candidate_views * total)
+  row = lax.broadcasted_iota(jnp.int32, shape, 0)
+  col = lax.broadcasted_iota(jnp.int32, shape, 1)
+  same_item = (offset + row % batch) == col % total
+  candidate_view = col // total
+  wanted_view = jnp.zeros(shape, jnp.int32)
+  for view, positive_candidate_view in enumerate(positive_view):  # a few static views: one select each
+    wanted_view = jnp.where(row // batch == view, positive_candidate_view, wanted_view)
+  positive = same_item & (candidate_view == wanted_view)
+  own_negative = jnp.zeros(shape, bool)
+  for view in own_negative_views:
+    own_negative = own_negative | (candidate_view == view)
+  negative = ((~same_item | own_negative) & ~positive
               & jnp.tile(candidate_mask, num_candidate_views)[None, :])
   return _Similarities(logits, positive, negative, jnp.tile(anchor_mask, num_anchor_views))
 
@@ -191,12 +198,16 @@ def _debiased(sim: _Similarities, *, temperature: float, tau_plus: float, beta: 
     log_r = (_logsumexp((1.0 + beta) * sim.logits, sim.negative)
              - _logsumexp(beta * sim.logits, sim.negative) + log_n)
   log_ng = log_r
+  log_clamp = log_n - 1.0 / temperature  # the official clamp N·e^(−1/t)
   if tau_plus > 0.0:
-    # log(R − τ⁺·N·pos) = log R + log(1 − e^gap), gap = log(τ⁺·N·pos) − log R; gap ≥ 0 means the
-    # difference is not positive and the clamp below decides, so gap is capped to keep log finite.
-    gap = jnp.minimum(s_pos + math.log(tau_plus) + log_n - log_r, -_MIN_LOG_GAP)
-    log_ng = log_r + jnp.log(-jnp.expm1(gap))
-  log_ng = jnp.maximum(log_ng - math.log1p(-tau_plus), log_n - 1.0 / temperature)
+    # log(R − τ⁺·N·pos) = log R + log(1 − e^gap), gap = log(τ⁺·N·pos) − log R. Where the difference
+    # is not positive (gap ≥ 0, up to float32 underflow) the official code takes the clamp exactly;
+    # there the log is evaluated at a harmless stand-in so that its gradient stays finite.
+    gap = s_pos + math.log(tau_plus) + log_n - log_r
+    positive_difference = gap < -_MIN_LOG_GAP
+    safe_gap = jnp.where(positive_difference, gap, -1.0)
+    log_ng = jnp.where(positive_difference, log_r + jnp.log(-jnp.expm1(safe_gap)), -jnp.inf)
+  log_ng = jnp.maximum(log_ng - math.log1p(-tau_plus), log_clamp)
   # −log(pos / (pos + Ng)) = softplus(log Ng − s⁺); without negatives (N = 0) Ng = 0 and ℓ = 0.
   return jnp.where(has_neg, jax.nn.softplus(log_ng - s_pos), 0.0)
 

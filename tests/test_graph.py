@@ -124,8 +124,8 @@ def test_short_draw_falls_back_to_permutation(clustered, cosine):
   assert not np.asarray(ok).any() and (np.asarray(keep).sum(axis=1) < m1).all()
   emb = jnp.asarray(l2_normalize(clustered[0]))
   rows = jnp.arange(groups * group, dtype=jnp.int32).reshape(groups, group)
-  g = np.asarray(graph._candidate_chunk(emb, rows, jax.random.key(1), num_neighbors=K, num_draw=m1,
-                                        length=m1)).reshape(-1, K)
+  g = np.asarray(graph._shared_draw_chunk(emb, rows, jax.random.key(1), num_neighbors=K, num_draw=m1,
+                                          length=m1)).reshape(-1, K)
   _check_rows(g, K, cosine[:groups * group])
 
 
@@ -211,6 +211,7 @@ def test_first_k_valid_drops_self_duplicates_and_missing():
     ({"num_neighbors": K, "num_candidates": 50, "backend": "nndescent"}, "num_candidates"),
     ({"num_neighbors": K, "backend": "faiss"}, "backend"),
     ({"num_neighbors": K, "seed": -1}, "seed"),
+    ({"num_neighbors": K, "num_candidates": 50, "candidate_draw": "grouped"}, "candidate_draw"),
 ])
 def test_bad_arguments(clustered, kwargs, match):
   with pytest.raises(ValueError, match=match):
@@ -226,3 +227,60 @@ def test_bad_arguments(clustered, kwargs, match):
 def test_bad_embeddings(embeddings):
   with pytest.raises(ValueError, match="embeddings"):
     graph.build_proximity_graph(embeddings, num_neighbors=1)
+  with pytest.raises(ValueError, match="embeddings"):  # the same checks for a bank on a device
+    graph.proximity_graph(jnp.asarray(embeddings), num_neighbors=1)
+
+
+def _in_degree_variance_ratio(g, n):
+  """In-degree variance over that of independent rows, Binomial(N − 1, K / (N − 1)) per item."""
+  k = g.shape[1]
+  p = k / (n - 1)
+  return np.bincount(g.ravel(), minlength=n).var() / ((n - 1) * p * (1 - p))
+
+
+def _identical_row_pairs(g):
+  """Pairs of rows with the same neighbour set."""
+  _, counts = np.unique(np.sort(g, axis=1), axis=0, return_counts=True)
+  return int((counts * (counts - 1) // 2).sum())
+
+
+def test_per_row_draws_are_independent_and_shared_draws_are_not():
+  # M = K: the graph is the candidate draw itself, so its statistics are those of the draws. Rows that
+  # draw independently give Binomial in-degrees and (practically) no two identical rows; rows sharing
+  # a draw (the opt-in) give groups of identical rows and a wider in-degree spread.
+  n, k = 5000, 100  # shared: groups of (K + 1) // 16 = 6 rows per draw
+  x = np.random.default_rng(1).standard_normal((n, 8)).astype(np.float32)
+  per_row = graph.build_proximity_graph(x, num_neighbors=k, num_candidates=k, seed=2)
+  shared = graph.build_proximity_graph(x, num_neighbors=k, num_candidates=k, seed=2,
+                                       candidate_draw="shared")
+  _check_rows(per_row, k, np.zeros((n, n)))
+  assert _identical_row_pairs(per_row) == 0
+  assert abs(_in_degree_variance_ratio(per_row, n) - 1.0) < 0.1  # ≈ 1 ± 0.02
+  assert _identical_row_pairs(shared) > 100
+  assert _in_degree_variance_ratio(shared, n) > 1.1
+
+
+def test_per_row_draw_depends_on_the_row_not_on_the_chunking(clustered, monkeypatch):
+  x = clustered[0]
+  build = lambda: graph.build_proximity_graph(x, num_neighbors=K, num_candidates=40, seed=5)
+  a = build()
+  monkeypatch.setattr(graph, "_CHUNK_BYTES_CPU", 4 * 41 * (D + 4) * 7)  # 7 rows per chunk
+  np.testing.assert_array_equal(build(), a)
+
+
+def test_per_row_short_draw_falls_back_to_a_permutation_for_that_row(clustered, cosine):
+  # length = M draws from N − 1 = 599 almost surely repeat an item: every row takes the fallback.
+  emb = jnp.asarray(l2_normalize(clustered[0]))
+  g = np.asarray(graph._per_row_chunks(emb, jax.random.key(1), num_neighbors=K, num_draw=100,
+                                       length=100, chunk=64, num_chunks=-(-N // 64)))[:N]
+  _check_rows(g, K, cosine)
+
+
+def test_a_device_bank_gives_the_host_bank_graph_and_stays_on_the_device(clustered):
+  x = clustered[0]
+  for m in (40, None):
+    on_device = graph.proximity_graph(jnp.asarray(x), num_neighbors=K, num_candidates=m, seed=1)
+    assert isinstance(on_device, jax.Array)
+    np.testing.assert_array_equal(
+        np.asarray(on_device), graph.build_proximity_graph(x, num_neighbors=K, num_candidates=m,
+                                                           seed=1))

@@ -138,6 +138,37 @@ def test_dcl_hcl_hyperparameters_and_both_clamp_branches(tau_plus, beta):
     assert stats["clamped"] > 0 and stats["unclamped"] > 0, stats
 
 
+@pytest.mark.parametrize("temperature", [0.02, 0.05, 0.07])
+def test_dcl_hcl_take_the_official_clamp_where_the_corrected_sum_is_not_positive(temperature):
+  # At low t the positive dominates: Σneg − τ⁺·N·pos ≤ 0 for every anchor, so the official code uses
+  # exactly N·e^(−1/t) and the loss is ~1e-15 (not a floor proportional to Σneg), with ~no gradient.
+  z1, z2 = _views(16, 32, seed=5, noise=0.01)
+  stats = {"clamped": 0, "unclamped": 0}
+  for name in ("dcl", "hcl"):
+    value, grads = _loss_and_grads(name, z1, z2, temperature=temperature)
+    want = _ref_simclr(z1, z2, temperature, name, stats=stats)
+    assert abs(float(value) - want) <= 1e-12, (name, float(value), want)
+    assert all(float(jnp.max(jnp.abs(g))) <= 1e-9 for g in grads), name
+  assert stats["unclamped"] == 0 and stats["clamped"] == 2 * 2 * 16, stats
+
+
+@pytest.mark.parametrize("name", ALL_LOSSES)
+def test_the_compiled_loss_holds_no_batch_sized_constant(name):
+  # Masks must come from iota comparisons: a NumPy [2B, 2B] table would be embedded in the program
+  # (1 GiB at B = 16k) and make compiling slow. The program's text must not grow with B².
+  def program_size(batch):
+    z = jnp.zeros((batch, 8), jnp.float32)
+    fn = functools.partial(getattr(losses, name), temperature=0.5)
+    closed = jax.make_jaxpr(jax.value_and_grad(fn))(z, z)
+    const_bytes = sum(np.asarray(c).nbytes for c in closed.consts)
+    return const_bytes, len(jax.jit(jax.value_and_grad(fn)).lower(z, z).as_text())
+
+  small_consts, small_text = program_size(8)
+  large_consts, large_text = program_size(512)
+  assert large_consts <= small_consts + 64, (small_consts, large_consts)
+  assert large_text < 1.5 * small_text, (small_text, large_text)
+
+
 def test_log_space_beyond_float32_exp_range():
   # t = 0.01: e^(s/t) reaches e^100 (HCL: e^200), past float32's e^88; only log space survives.
   z1, z2 = _views(16, 32, seed=13, noise=0.05)

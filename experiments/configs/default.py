@@ -40,6 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.sampler.restart_decay = 0.0  # reference: 0.02 per epoch down to min_restart_prob (off here)
   config.sampler.min_restart_prob = 0.05
   config.sampler.graph_backend = "candidates"
+  config.sampler.candidate_draw = "per_row"  # per_row (the paper) | shared (faster, correlated rows)
   config.sampler.quantile = placeholder(float)  # tail; None: keep ≈ N·B edges
   config.sampler.refresh_steps = 0    # t; 0: once per epoch
   config.sampler.warmup_epochs = 1    # uniform epochs that fill the bank first

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from prosampler_jax import _checks
 from prosampler_jax import graph as graph_lib
 from prosampler_jax.samplers import base
 
@@ -18,9 +19,13 @@ class KnnSampler(base.BatchSampler):
   def __init__(self, num_examples: int, batch_size: int, *, seed: int = 0):
     super().__init__(num_examples, batch_size, seed=seed)
 
+  def _check_embeddings(self, embeddings):
+    return _checks.check_embeddings("embeddings", embeddings, num_examples=self.num_examples,
+                                    on_device=True)
+
   def _sample(self, epoch: int, window: int, num_batches: int, embeddings) -> np.ndarray:
-    neighbors = np.asarray(graph_lib.build_proximity_graph(
+    neighbors = graph_lib.proximity_graph(
         embeddings, num_neighbors=self.batch_size - 1, num_candidates=None, backend="auto",
-        seed=self._graph_seed(epoch, window)))
+        seed=self._graph_seed(epoch, window))
     anchors = self._start_items(epoch, window, num_batches)
-    return np.concatenate([anchors[:, None], neighbors[anchors]], axis=1)
+    return np.concatenate([anchors[:, None], np.asarray(neighbors[anchors])], axis=1)

@@ -11,7 +11,7 @@ from prosampler_jax import graph as graph_lib
 from prosampler_jax import walk as walk_lib
 from prosampler_jax.samplers import base
 
-GRAPH_BACKENDS = ("auto", "candidates", "exact", "nndescent")
+GRAPH_BACKENDS = graph_lib.BACKENDS
 
 
 class ProximitySampler(base.BatchSampler):
@@ -22,12 +22,17 @@ class ProximitySampler(base.BatchSampler):
   The reference decays α by 0.02 per epoch down to 0.05; here the schedule is off by default
   (``restart_decay=0``) and, when on, α_e = max(restart_prob − restart_decay · e, min_restart_prob).
   Start items are drawn without replacement from the items this epoch has not covered yet.
+  ``candidate_draw`` (``graph.CANDIDATE_DRAWS``): "per_row" draws each row's candidates independently
+  (the paper), "shared" lets groups of rows share a draw (faster, correlated rows; opt-in).
+
+  A bank passed as a ``jax.Array`` stays on its device: it is checked, normalised, turned into the
+  graph and walked there; only the ``[num_batches, B]`` index array comes back to the host.
   """
 
   def __init__(self, num_examples: int, batch_size: int, *, num_neighbors: int = 100,
                num_candidates: int | None = 1000, restart_prob: float = 0.2,
                graph_backend: str = "candidates", seed: int = 0, restart_decay: float = 0.0,
-               min_restart_prob: float = 0.05):
+               min_restart_prob: float = 0.05, candidate_draw: str = "per_row"):
     super().__init__(num_examples, batch_size, seed=seed)
     self.num_neighbors = _checks.check_int("num_neighbors", num_neighbors, low=1,
                                            high=self.num_examples - 1)
@@ -35,6 +40,8 @@ class ProximitySampler(base.BatchSampler):
                            _checks.check_int("num_candidates", num_candidates, low=self.num_neighbors))
     self.restart_prob = _checks.check_probability("restart_prob", restart_prob)
     self.graph_backend = _checks.check_choice("graph_backend", graph_backend, GRAPH_BACKENDS)
+    self.candidate_draw = _checks.check_choice("candidate_draw", candidate_draw,
+                                               graph_lib.CANDIDATE_DRAWS)
     knn_only = self.graph_backend in ("exact", "nndescent")
     if knn_only and self.num_candidates is not None and self.num_candidates < self.num_examples - 1:
       raise ValueError(
@@ -47,7 +54,7 @@ class ProximitySampler(base.BatchSampler):
                                                   high=self.restart_prob)
     else:
       self.min_restart_prob = _checks.check_probability("min_restart_prob", min_restart_prob)
-    self.last_graph: np.ndarray | None = None  # int32 [N, K] of the last call, for diagnostics.
+    self.last_graph = None  # int32 [N, K] of the last call (on the bank's device), for diagnostics.
 
   def restart_prob_at(self, epoch: int) -> float:
     """The restart probability α used in ``epoch`` (constant unless ``restart_decay > 0``)."""
@@ -60,13 +67,17 @@ class ProximitySampler(base.BatchSampler):
     return {**super()._params(), "num_neighbors": self.num_neighbors,
             "num_candidates": self.num_candidates, "restart_prob": self.restart_prob,
             "graph_backend": self.graph_backend, "restart_decay": self.restart_decay,
-            "min_restart_prob": self.min_restart_prob}
+            "min_restart_prob": self.min_restart_prob, "candidate_draw": self.candidate_draw}
+
+  def _check_embeddings(self, embeddings):
+    return _checks.check_embeddings("embeddings", embeddings, num_examples=self.num_examples,
+                                    on_device=True)
 
   def _sample(self, epoch: int, window: int, num_batches: int, embeddings) -> np.ndarray:
-    neighbors = graph_lib.build_proximity_graph(
+    self.last_graph = graph_lib.proximity_graph(
         embeddings, num_neighbors=self.num_neighbors, num_candidates=self.num_candidates,
-        backend=self.graph_backend, seed=self._graph_seed(epoch, window))
-    self.last_graph = np.asarray(neighbors)
+        backend=self.graph_backend, seed=self._graph_seed(epoch, window),
+        candidate_draw=self.candidate_draw)
     starts = self._start_items(epoch, window, num_batches)
     batches = walk_lib.random_walk_batches(
         self.last_graph, starts, batch_size=self.batch_size,
