@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hypothesis
 from hypothesis import strategies as st
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -202,15 +203,20 @@ def test_tail_on_tiny_data_keeps_every_row_distinct():
     assert np.unique(batches).size == batches.size
 
 
+@pytest.mark.parametrize("on_device", [False, True])
 @pytest.mark.parametrize("paired,tile,threshold", [
     (False, 4096, 0.3), (False, 64, 0.3), (True, 16, 0.3), (True, 64, -2.0)])
-def test_tail_graph_tiles_match_the_dense_graph(monkeypatch, paired, tile, threshold):
-  # One tile, or many (a partial last one, padding) and a threshold that keeps every pair: same graph.
+def test_tail_graph_tiles_match_the_dense_graph(monkeypatch, paired, tile, threshold, on_device):
+  # One tile, or many (a partial last one, padding) and a threshold that keeps every pair: same graph,
+  # whether a tile's pairs are read on the host or compacted on the device (the accelerator path, whose
+  # buffer a keep-everything threshold overflows: the tile is redone).
   monkeypatch.setattr(tail_lib, "_TILE", tile)
   rng = np.random.default_rng(0)
   x = l2_normalize(rng.normal(size=(300, 5)).astype(np.float32))
   y = l2_normalize(rng.normal(size=(300, 5)).astype(np.float32)) if paired else None
-  adjacency = tail_lib._tail_graph(x, y, threshold)
+  capacity = tail_lib._capacity(400)  # room for more items than this window orders
+  pad = lambda a: None if a is None else tail_lib._padded(jnp.asarray(a), capacity)
+  adjacency = tail_lib._tail_graph(pad(x), pad(y), 300, threshold, 0.9, compact_on_device=on_device)
   assert adjacency.has_sorted_indices  # Reverse Cuthill–McKee then breaks ties by label.
   graph = adjacency.toarray() > 0
   sims = x @ x.T if y is None else (x @ y.T + y @ x.T) / 2
@@ -219,6 +225,52 @@ def test_tail_graph_tiles_match_the_dense_graph(monkeypatch, paired, tile, thres
   unsure = np.abs(sims - threshold) < 1e-5
   assert np.array_equal(graph[~unsure], dense[~unsure])
   assert np.array_equal(graph, graph.T)
+
+
+def test_tail_windows_share_one_compiled_tile_kernel(clusters, monkeypatch):
+  # Windows order shrinking pools; padding to a fixed capacity keeps one compiled kernel.
+  monkeypatch.setattr(tail_lib, "_TILE", 256)
+  x, _ = clusters
+  sampler = samplers.TailSampler(N, B, seed=4)
+  tail_lib._tile_tail.clear_cache()
+  for window in range(3):
+    sampler.sample(0, x, num_batches=20, window=window)
+  assert tail_lib._tile_tail._cache_size() == 1
+
+
+def test_tail_left_over_items_are_dropped_at_random(clusters):
+  # N mod B = 16 items are left out of each epoch; over many epochs which ones must look uniform, not
+  # the same outliers at the ends of the order every time.
+  x, _ = clusters
+  sampler = samplers.TailSampler(N, B, seed=0)
+  dropped = np.zeros(N, int)
+  epochs = 40
+  for epoch in range(epochs):
+    used = np.zeros(N, bool)
+    used[sampler.sample(epoch, x).ravel()] = True
+    dropped += ~used
+  left_over = N - (N // B) * B
+  assert dropped.sum() == epochs * left_over
+  distinct = int((dropped > 0).sum())
+  # Uniform: E[distinct] = N·(1 − (1 − r/N)^E) ≈ 2000·(1 − e^(−0.32)) ≈ 548; ends of the order: far fewer.
+  assert distinct > 450, distinct
+  assert dropped.max() <= 6, dropped.max()
+
+
+def test_tail_rows_past_the_epoch_are_uniform_not_a_reordering(clusters, monkeypatch):
+  # The last window asks for more rows than the epoch has left: only the left items are ordered.
+  x, _ = clusters
+  sampler = samplers.TailSampler(N, B, seed=2)
+  sampler.sample(0, x, num_batches=50, window=0)
+  pools = []
+  original = samplers.TailSampler._cut
+  monkeypatch.setattr(samplers.TailSampler, "_cut",
+                      lambda self, x, y, pool, rng: pools.append(pool.size) or original(self, x, y, pool,
+                                                                                       rng))
+  batches = sampler.sample(0, x, num_batches=50, window=1)
+  _assert_valid(batches, N, 50, B)
+  assert pools == [N - 50 * B]
+  assert np.unique(batches[:12]).size == 12 * B
 
 
 # ------------------------------------------------------------------ determinism, fallback, resume

@@ -16,8 +16,9 @@ class SelectingTask(tiny_tasks.DigitVectorsTask):
 
 
 def config(**overrides):
-  # A high learning rate makes the kNN monitor move between evaluations.
-  return tiny_tasks.tiny_loop_config(**{"eval_every_epochs": 0, "eval_every_steps": 5,
+  # A high learning rate makes the kNN monitor move between evaluations; with seed 1 the best of them
+  # (step 25) is well above the last one, which the test needs.
+  return tiny_tasks.tiny_loop_config(**{"eval_every_epochs": 0, "eval_every_steps": 5, "seed": 1,
                                         "optimizer.learning_rate": 3e-2, **overrides})
 
 

@@ -44,11 +44,11 @@ _TAIL_WARM = flags.DEFINE_bool("tail_warm", False,
 DIM, BATCH, NEIGHBORS, CANDIDATES, RESTART, CLUSTERS = 128, 256, 100, 1000, 0.2, 100
 
 
-def clustered_embeddings(n: int, seed: int) -> np.ndarray:
-  """``n`` points around 100 random centres in D = 128 (noise of the centres' scale)."""
+def clustered_embeddings(n: int, seed: int, dim: int = DIM) -> np.ndarray:
+  """``n`` points around 100 random centres in D = ``dim`` (noise of the centres' scale)."""
   rng = np.random.default_rng(seed)
-  centers = rng.standard_normal((CLUSTERS, DIM))
-  x = centers[rng.integers(0, CLUSTERS, n)] + 0.7 * rng.standard_normal((n, DIM))
+  centers = rng.standard_normal((CLUSTERS, dim))
+  x = centers[rng.integers(0, CLUSTERS, n)] + 0.7 * rng.standard_normal((n, dim))
   return x.astype(np.float32)
 
 

@@ -2,8 +2,9 @@
 
 The paper states the method but ships no code; this file is a reference implementation:
 
-1. L2-normalise the bank and compute similarities tile by tile in JAX (the tiles on and above the
-   diagonal, never an N × N array), keeping only the *tail*: pairs above the ``quantile`` threshold.
+1. L2-normalise the bank and compute similarities tile by tile in JAX on the bank's device (the tiles
+   on and above the diagonal, never an N × N array), keeping only the *tail*: pairs above the
+   ``quantile`` threshold. Only the kept pairs leave the device (on a CPU the tile is read in place).
 2. Put the kept pairs in a symmetric ``scipy.sparse`` graph and order the items with reverse
    Cuthill–McKee, which minimises the graph's bandwidth, so similar items end up close in the order.
 3. Cut the order into contiguous batches of B and shuffle the order of the batches.
@@ -28,6 +29,9 @@ from prosampler_jax.samplers import base
 _TILE = 2048  # rows and columns per similarity tile (16 MiB of float32): bounds memory at any N, and
 # was the fastest of 1024-4096 on a 2-core CPU.
 _THRESHOLD_ITEMS = 1024  # rows and columns sampled to estimate the threshold (≈ 10^6 pairs).
+# Accelerators: a tile's kept pairs are compacted on the device into a buffer this many times the
+# expected count (a tile that overflows is redone with a buffer that fits).
+_EDGE_SLACK = 2.0
 
 
 class TailSampler(base.BatchSampler):
@@ -41,11 +45,14 @@ class TailSampler(base.BatchSampler):
   symmetrised.
 
   Within one call every index appears at most once while ``num_batches ≤ N // B``. Each window orders
-  only the items its epoch has not covered yet, and only if it needs more batches than those give do
-  fresh passes over all N follow; so windows that partition an epoch (the last one may use only its
-  first rows) use every index at most once. Items are relabelled at random by (seed, epoch, window)
-  before the ordering (reverse Cuthill–McKee breaks ties by label) and the ``n mod B`` left-over items
-  are cut off at a random offset, so fixed embeddings still give varied batches.
+  only the items its epoch has not covered yet; rows asked for beyond those are uniform batches when
+  the window started mid-epoch (the trainer's last window of an epoch is shorter and never uses them),
+  or further shuffles of the same order when the window ordered all N (a whole-epoch call). So windows
+  that partition an epoch use every index at most once, and no window orders items it does not use.
+  The ``n mod B`` left-over items are dropped uniformly at random before ordering (not at the ends of
+  the order, where the outliers sit), and the kept items are relabelled at random by (seed, epoch,
+  window) (reverse Cuthill–McKee breaks ties by label), so fixed embeddings still give varied batches.
+  All windows share one compiled tile kernel: the items are padded to a fixed capacity.
   """
 
   def __init__(self, num_examples: int, batch_size: int, *, quantile: float | None = None,
@@ -59,13 +66,14 @@ class TailSampler(base.BatchSampler):
     return {**super()._params(), "quantile": self.quantile}
 
   def _check_embeddings(self, embeddings):
+    check = lambda name, value: _checks.check_embeddings(name, value, num_examples=self.num_examples,
+                                                         on_device=True)
     if not isinstance(embeddings, tuple):
-      return super()._check_embeddings(embeddings)
+      return check("embeddings", embeddings)
     if len(embeddings) != 2:
       raise ValueError(f"embeddings is a tuple of length {len(embeddings)}; allowed: one array [N, D] "
                        "or a pair (x, y).")
-    x = _checks.check_embeddings("embeddings[0]", embeddings[0], num_examples=self.num_examples)
-    y = _checks.check_embeddings("embeddings[1]", embeddings[1], num_examples=self.num_examples)
+    x, y = check("embeddings[0]", embeddings[0]), check("embeddings[1]", embeddings[1])
     if x.shape[1] != y.shape[1]:
       raise ValueError(f"embeddings[1] has D={y.shape[1]} but embeddings[0] has D={x.shape[1]}; "
                        f"allowed: D={x.shape[1]}.")
@@ -75,30 +83,51 @@ class TailSampler(base.BatchSampler):
     x, y = embeddings if isinstance(embeddings, tuple) else (embeddings, None)
     rng = self._rng(epoch, window, base.SALT_TAIL)
     uncovered = np.flatnonzero(~self._covered)
-    parts = []
-    if uncovered.size >= self.batch_size:  # First the items this epoch has not used, …
-      cut = self._cut(x, y, uncovered, rng)
-      parts.append(cut[rng.permutation(len(cut))])
-    missing = num_batches - sum(len(p) for p in parts)
-    if missing > 0:  # … then, if more batches are asked for, fresh passes over all N items.
-      if uncovered.size < self.num_examples:
-        cut = self._cut(x, y, np.arange(self.num_examples), rng)
+    if uncovered.size < self.batch_size:  # nothing left to order in this epoch
+      return self._uniform_batches(epoch, window, num_batches)
+    cut = self._cut(x, y, uncovered, rng)
+    parts = [cut[rng.permutation(len(cut))]]
+    missing = num_batches - len(cut)
+    if missing > 0 and uncovered.size == self.num_examples:  # further passes over the same order
       parts += [cut[rng.permutation(len(cut))] for _ in range(-(-missing // len(cut)))]
+    elif missing > 0:  # past what the epoch has left: uniform rows, not a re-ordering of all N
+      parts.append(self._uniform_batches(epoch, window, missing))
     return np.concatenate(parts)[:num_batches]
 
-  def _cut(self, x: np.ndarray, y: np.ndarray | None, pool: np.ndarray,
+  def _cut(self, x: jax.Array, y: jax.Array | None, pool: np.ndarray,
            rng: np.random.Generator) -> np.ndarray:
     """Tail order of the ``pool`` items cut into ``len(pool) // B`` contiguous batches (global indices).
 
-    The ``len(pool) mod B`` left-over items are cut off at a random offset at the ends of the order.
+    The ``len(pool) mod B`` left-over items are dropped uniformly at random first; the permutation
+    that drops them is also the random relabelling that breaks the ordering's ties.
     """
     b = self.batch_size
-    quantile = self.quantile if self.quantile is not None else max(0.0, 1.0 - b / pool.size)
-    y_pool = None if y is None else l2_normalize(y[pool])
-    order = _tail_order(l2_normalize(x[pool]), y_pool, quantile, rng)
     count = pool.size // b
-    offset = int(rng.integers(0, pool.size - count * b + 1))
-    return pool[order[offset:offset + count * b]].reshape(count, b)
+    pool = rng.permutation(pool)[:count * b]
+    quantile = self.quantile if self.quantile is not None else max(0.0, 1.0 - b / pool.size)
+    capacity = _capacity(self.num_examples)
+    index = jnp.asarray(pool)
+    x_pool = _padded(l2_normalize(x[index]), capacity)
+    y_pool = None if y is None else _padded(l2_normalize(y[index]), capacity)
+    threshold = _threshold(x_pool, y_pool, pool.size, quantile, rng)
+    adjacency = _tail_graph(x_pool, y_pool, pool.size, threshold, quantile)
+    order = csgraph.reverse_cuthill_mckee(adjacency, symmetric_mode=True)
+    return pool[order].reshape(count, b)
+
+
+def _capacity(num_examples: int) -> int:
+  """Rows the pool is padded to: a multiple of the tile, the same for every window of a sampler."""
+  tile = _tile_size(num_examples)
+  return -(-num_examples // tile) * tile
+
+
+def _tile_size(num_examples: int) -> int:
+  return min(_TILE, -(-num_examples // 8) * 8)
+
+
+def _padded(a: jax.Array, capacity: int) -> jax.Array:
+  """``a`` with zero rows appended up to ``capacity`` rows (fixed shapes: one compile per sampler)."""
+  return jnp.pad(a, ((0, capacity - a.shape[0]), (0, 0)))
 
 
 def _symmetric_sims(xr, yr, x, y, dot=np.dot):
@@ -108,14 +137,15 @@ def _symmetric_sims(xr, yr, x, y, dot=np.dot):
   return 0.5 * (dot(xr, y.T) + dot(yr, x.T))
 
 
-def _threshold(x: np.ndarray, y: np.ndarray | None, quantile: float, rng: np.random.Generator) -> float:
-  """``quantile`` of off-diagonal similarities between random rows and columns (exact if n ≤ 1024)."""
-  n = x.shape[0]
+def _threshold(x: jax.Array, y: jax.Array | None, n: int, quantile: float,
+               rng: np.random.Generator) -> float:
+  """``quantile`` of off-diagonal similarities between random rows and columns of the first ``n``
+  items (exact if n ≤ 1024); only the sampled rows come to the host."""
   size = min(n, _THRESHOLD_ITEMS)
   rows = rng.choice(n, size, replace=False)
   cols = rng.choice(n, size, replace=False)
-  y_rows, y_cols = (None, None) if y is None else (y[rows], y[cols])
-  sims = _symmetric_sims(x[rows], y_rows, x[cols], y_cols)
+  fetch = lambda a, ids: None if a is None else np.asarray(a[jnp.asarray(ids)])
+  sims = _symmetric_sims(fetch(x, rows), fetch(y, rows), fetch(x, cols), fetch(y, cols))
   return float(np.quantile(sims[rows[:, None] != cols[None, :]], quantile))
 
 
@@ -136,36 +166,44 @@ def _tile_tail(x, y, row_offset, col_offset, threshold, num_items, *, tile):
   return (sims > threshold) & (row < col) & (col < num_items)
 
 
-def _tail_graph(x: np.ndarray, y: np.ndarray | None, threshold: float) -> sparse.csr_array:
-  """Symmetric sparse graph of the pairs above ``threshold``, with sorted indices.
+@functools.partial(jax.jit, static_argnames=("tile", "size"))
+def _tile_edges(x, y, row_offset, col_offset, threshold, num_items, *, tile, size):
+  """The kept pairs of one tile compacted on the device: (count, flat positions ``[size]``, -1 pad)."""
+  mask = _tile_tail(x, y, row_offset, col_offset, threshold, num_items, tile=tile).ravel()
+  (flat,) = jnp.nonzero(mask, size=size, fill_value=-1)
+  return jnp.sum(mask, dtype=jnp.int32), flat.astype(jnp.int32)
+
+
+def _tail_graph(x: jax.Array, y: jax.Array | None, n: int, threshold: float, quantile: float, *,
+                compact_on_device: bool | None = None) -> sparse.csr_array:
+  """Symmetric sparse graph of the pairs i, j < ``n`` above ``threshold``, with sorted indices.
 
   The similarity is symmetric, so only the tiles on and above the diagonal are computed (each pair
-  once); a tile's mask comes to the host, where ``np.flatnonzero`` extracts its pairs (far faster on
-  CPU than ``jnp.nonzero``). Beyond the inputs and the edges, memory is one ``_TILE²`` tile, never N².
+  once). On a CPU a tile's mask is read in place by ``np.flatnonzero`` (far faster there than a
+  device-side compaction); on an accelerator each tile's pairs are compacted on the device into a
+  buffer of ``_EDGE_SLACK`` × the expected count, and only those buffers are copied, once, at the end.
+  Beyond the inputs and the edges, memory is one tile, never N². ``compact_on_device`` overrides the
+  choice by platform (tests run the accelerator path on a CPU).
   """
-  n = x.shape[0]
-  tile = min(n, _TILE)
-  padded = -(-n // tile) * tile
-  pad = lambda a: None if a is None else jnp.asarray(np.pad(a, ((0, padded - n), (0, 0))))
-  x_dev, y_dev = pad(x), pad(y)
-  rows, cols = [], []
-  for row_offset in range(0, n, tile):
-    for col_offset in range(row_offset, n, tile):
-      mask = _tile_tail(x_dev, y_dev, row_offset, col_offset, threshold, n, tile=tile)
-      flat = np.flatnonzero(np.asarray(mask))
-      rows.append((row_offset + flat // tile).astype(np.int32))
-      cols.append((col_offset + flat % tile).astype(np.int32))
-  rows, cols = np.concatenate(rows), np.concatenate(cols)
+  capacity = x.shape[0]
+  tile = _tile_size(capacity)
+  offsets = [(r, c) for r in range(0, n, tile) for c in range(r, n, tile)]
+  if compact_on_device is None:
+    compact_on_device = next(iter(x.devices())).platform != "cpu"
+  flats = []
+  if not compact_on_device:
+    for r, c in offsets:
+      flats.append(np.flatnonzero(np.asarray(_tile_tail(x, y, r, c, threshold, n, tile=tile))))
+  else:
+    expected = tile * tile * max(1.0 - quantile, 1.0 / tile)
+    size = min(tile * tile, 1 << int(np.ceil(np.log2(_EDGE_SLACK * expected + 1024))))
+    edges = lambda r, c, s: _tile_edges(x, y, r, c, threshold, n, tile=tile, size=s)
+    results = jax.device_get([edges(r, c, size) for r, c in offsets])
+    for (r, c), (count, flat) in zip(offsets, results):
+      if count > size:  # rare: this tile kept more pairs than the buffer holds
+        _, flat = jax.device_get(edges(r, c, 1 << int(np.ceil(np.log2(count)))))
+      flats.append(flat[:count])
+  rows = np.concatenate([r + flat // tile for (r, _), flat in zip(offsets, flats)]).astype(np.int32)
+  cols = np.concatenate([c + flat % tile for (_, c), flat in zip(offsets, flats)]).astype(np.int32)
   both = (np.concatenate([rows, cols]), np.concatenate([cols, rows]))  # Each pair in both directions.
   return sparse.csr_array((np.ones(both[0].size, np.int8), both), shape=(n, n))  # Sorted, via COO.
-
-
-def _tail_order(x: np.ndarray, y: np.ndarray | None, quantile: float,
-                rng: np.random.Generator) -> np.ndarray:
-  """Reverse Cuthill–McKee order of the tail graph, ties broken by a random relabelling of the items."""
-  threshold = _threshold(x, y, quantile, rng)
-  relabel = rng.permutation(x.shape[0])
-  x = x[relabel]
-  y = None if y is None else y[relabel]
-  order = csgraph.reverse_cuthill_mckee(_tail_graph(x, y, threshold), symmetric_mode=True)
-  return relabel[order]
