@@ -22,7 +22,7 @@ from absl import flags
 import jax
 import numpy as np
 
-from experiments.bench import samplers as samplers_bench
+from experiments.bench import synthetic
 from prosampler_jax import graph
 from prosampler_jax import walk
 
@@ -86,7 +86,7 @@ def bench_mode(mode: str, emb: np.ndarray, stats_emb: np.ndarray, seed: int) -> 
 def main(argv):
   del argv
   seed = _SEED.value
-  emb = samplers_bench.clustered_embeddings(_N.value, seed, _DIM.value)
+  emb = synthetic.clustered_embeddings(_N.value, seed, _DIM.value)
   stats_emb = np.random.default_rng(seed + 1).standard_normal((_STATS_N.value, 8)).astype(np.float32)
   results = {"device": str(jax.devices()[0].device_kind), "backend": jax.default_backend(),
              "n": _N.value, "dim": _DIM.value, "stats_n": _STATS_N.value,

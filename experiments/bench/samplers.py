@@ -26,6 +26,7 @@ from absl import flags
 import jax
 import numpy as np
 
+from experiments.bench import synthetic
 from prosampler_jax import graph
 from prosampler_jax import samplers
 from prosampler_jax import walk
@@ -44,12 +45,9 @@ _TAIL_WARM = flags.DEFINE_bool("tail_warm", False,
 DIM, BATCH, NEIGHBORS, CANDIDATES, RESTART, CLUSTERS = 128, 256, 100, 1000, 0.2, 100
 
 
-def clustered_embeddings(n: int, seed: int, dim: int = DIM) -> np.ndarray:
-  """``n`` points around 100 random centres in D = ``dim`` (noise of the centres' scale)."""
-  rng = np.random.default_rng(seed)
-  centers = rng.standard_normal((CLUSTERS, dim))
-  x = centers[rng.integers(0, CLUSTERS, n)] + 0.7 * rng.standard_normal((n, dim))
-  return x.astype(np.float32)
+def clustered_embeddings(n: int, seed: int) -> np.ndarray:
+  """``n`` points around 100 random centres in D = 128."""
+  return synthetic.clustered_embeddings(n, seed, DIM)
 
 
 def python_walk_epoch(adjacency: list[list[int]], batch_size: int, restart_prob: float, seed: int,
