@@ -48,14 +48,17 @@ def check_embeddings(name: str, value, *, num_examples: int | None = None, on_de
   """Returns float32 ``[N, D]``; rejects wrong rank/dtype, non-finite rows, wrong N.
 
   A host array by default; with ``on_device`` a ``jax.Array`` (a bank already on a device stays there:
-  the checks run where it lives and only a per-row flag comes back when a row is bad).
+  the checks run where it lives and only a per-row flag comes back when a row is bad; NumPy input is
+  moved to the default device).
   """
-  if on_device:
-    return _check_device_embeddings(name, value, num_examples)
-  try:
-    array = np.asarray(value)
-  except Exception as e:  # e.g. ragged lists
-    raise ValueError(f"{name} must be a float array of shape [N, D]; could not convert: {e}") from e
+  device_array = on_device and _is_jax_array(value)
+  if device_array:
+    array = value
+  else:
+    try:
+      array = np.asarray(value)
+    except Exception as e:  # e.g. ragged lists
+      raise ValueError(f"{name} must be a float array of shape [N, D]; could not convert: {e}") from e
   if array.ndim != 2:
     raise ValueError(f"{name} must have rank 2 [N, D], got shape {array.shape}.")
   if not (np.issubdtype(array.dtype, np.floating) or array.dtype == np.dtype("bfloat16")):
@@ -65,13 +68,21 @@ def check_embeddings(name: str, value, *, num_examples: int | None = None, on_de
   if num_examples is not None and array.shape[0] != num_examples:
     raise ValueError(f"{name} has N={array.shape[0]} rows but the sampler was built for "
                      f"num_examples={num_examples}; allowed: exactly {num_examples}.")
-  array = array.astype(np.float32, copy=False)
-  finite = np.isfinite(array).all(axis=1)
-  if not finite.all():
-    bad = np.flatnonzero(~finite)
+  xp = np
+  if on_device:
+    import jax.numpy as xp  # pylint: disable=g-import-not-at-top  (only the device path needs JAX)
+  array = xp.asarray(array).astype(np.float32) if on_device else array.astype(np.float32, copy=False)
+  finite_rows = xp.all(xp.isfinite(array), axis=1)  # where the array lives
+  if not bool(finite_rows.all()):
+    bad = np.flatnonzero(~np.asarray(finite_rows))
     raise ValueError(f"{name} has {bad.size} non-finite row(s) (first: {bad[:5].tolist()}); "
                      "allowed: finite values only.")
   return array
+
+
+def _is_jax_array(value) -> bool:
+  import jax  # pylint: disable=g-import-not-at-top  (NumPy-only callers never need it)
+  return isinstance(value, jax.Array)
 
 
 def check_choice(name: str, value, choices) -> str:
@@ -80,28 +91,3 @@ def check_choice(name: str, value, choices) -> str:
     raise ValueError(f"{name}={value!r} is not supported; allowed: {', '.join(map(repr, choices))}.")
   return value
 
-
-def _check_device_embeddings(name: str, value, num_examples: int | None):
-  """``check_embeddings`` for a bank kept on its device (NumPy input is moved to the default device)."""
-  import jax  # pylint: disable=g-import-not-at-top  (only the device path needs JAX)
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-
-  if not isinstance(value, jax.Array):
-    return jnp.asarray(check_embeddings(name, value, num_examples=num_examples))
-  shape = value.shape
-  if len(shape) != 2:
-    raise ValueError(f"{name} must have rank 2 [N, D], got shape {shape}.")
-  if not jnp.issubdtype(value.dtype, jnp.floating):
-    raise ValueError(f"{name} must have a floating dtype, got {value.dtype}.")
-  if shape[0] < 2 or shape[1] < 1:
-    raise ValueError(f"{name} must have N >= 2 rows and D >= 1 columns, got shape {shape}.")
-  if num_examples is not None and shape[0] != num_examples:
-    raise ValueError(f"{name} has N={shape[0]} rows but the sampler was built for "
-                     f"num_examples={num_examples}; allowed: exactly {num_examples}.")
-  value = value.astype(jnp.float32)
-  finite = jnp.all(jnp.isfinite(value), axis=1)
-  if not bool(jnp.all(finite)):
-    bad = np.flatnonzero(~np.asarray(finite))
-    raise ValueError(f"{name} has {bad.size} non-finite row(s) (first: {bad[:5].tolist()}); "
-                     "allowed: finite values only.")
-  return value

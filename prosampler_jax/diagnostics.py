@@ -2,6 +2,7 @@
 
 Hardness is the cosine similarity between members of a batch (the in-batch negatives of a contrastive
 loss); with labels, the false-negative rate is the share of in-batch pairs that share a label.
+``graph_stats`` tells how independent the rows of a proximity graph are.
 """
 
 from __future__ import annotations
@@ -69,6 +70,30 @@ def batch_stats(batches, embeddings, labels=None) -> dict:
   if codes is not None:
     stats["false_negative_rate"] = float(per_batch["same_label"].mean())
   return stats
+
+
+def graph_stats(neighbors) -> dict:
+  """How independent the rows of a proximity graph ``[N, K]`` are (the draws behind them, at M = K).
+
+  Returns ``identical_row_pairs`` (pairs of rows with the same neighbour set; ≈ 0 for independent
+  rows) and ``in_degree_variance_ratio`` (variance of the in-degrees over that of Binomial(N − 1,
+  K / (N − 1)), the in-degree of independent uniform rows: 1 for them, more when rows share draws;
+  NaN when K = N − 1).
+  """
+  neighbors = np.asarray(neighbors)
+  if neighbors.ndim != 2 or neighbors.shape[0] < 2 or not 1 <= neighbors.shape[1] < neighbors.shape[0]:
+    raise ValueError(f"neighbors must have shape [N >= 2, 1 <= K < N], got {neighbors.shape}.")
+  n, k = neighbors.shape
+  if not np.issubdtype(neighbors.dtype, np.integer) or neighbors.min() < 0 or neighbors.max() >= n:
+    raise ValueError(f"neighbors must hold integer ids in [0, {n - 1}], got dtype {neighbors.dtype} "
+                     f"and values in [{neighbors.min()}, {neighbors.max()}].")
+  _, counts = np.unique(np.sort(neighbors, axis=1), axis=0, return_counts=True)
+  p = k / (n - 1)
+  in_degree = np.bincount(neighbors.ravel(), minlength=n)
+  binomial_variance = (n - 1) * p * (1 - p)  # 0 when K = N − 1: every row is all other items
+  return {"identical_row_pairs": int((counts * (counts - 1) // 2).sum()),
+          "in_degree_variance_ratio": (float(in_degree.var() / binomial_variance) if binomial_variance
+                                       else float("nan"))}
 
 
 @jax.jit

@@ -89,3 +89,17 @@ _NAN[2, 0] = np.inf
 def test_bad_input_raises(batches, embeddings, labels, argument):
   with pytest.raises(ValueError, match=argument):
     diagnostics.batch_stats(batches, embeddings, labels)
+
+
+def test_graph_stats_known_values_and_bad_input():
+  # Three different neighbour sets; every item has in-degree 2: variance 0.
+  stats = diagnostics.graph_stats(np.array([[1, 2], [2, 3], [3, 0], [0, 1]]))
+  assert stats == {"identical_row_pairs": 0, "in_degree_variance_ratio": 0.0}
+  stats = diagnostics.graph_stats(np.array([[1, 2], [2, 1], [0, 1], [1, 2]]))
+  # {1,2} three times → 3 pairs; in-degrees (1, 4, 3, 0): variance 2.5 over 3·(2/3)·(1/3) = 2/3.
+  assert stats["identical_row_pairs"] == 3
+  assert stats["in_degree_variance_ratio"] == pytest.approx(2.5 / (2 / 3))
+  with pytest.raises(ValueError, match="neighbors"):
+    diagnostics.graph_stats(np.array([[1, 5], [0, 1]]))
+  with pytest.raises(ValueError, match="neighbors"):
+    diagnostics.graph_stats(np.zeros((3,), int))

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from prosampler_jax import diagnostics
 from prosampler_jax import graph
 from prosampler_jax.normalize import l2_normalize
 
@@ -231,19 +232,6 @@ def test_bad_embeddings(embeddings):
     graph.proximity_graph(jnp.asarray(embeddings), num_neighbors=1)
 
 
-def _in_degree_variance_ratio(g, n):
-  """In-degree variance over that of independent rows, Binomial(N − 1, K / (N − 1)) per item."""
-  k = g.shape[1]
-  p = k / (n - 1)
-  return np.bincount(g.ravel(), minlength=n).var() / ((n - 1) * p * (1 - p))
-
-
-def _identical_row_pairs(g):
-  """Pairs of rows with the same neighbour set."""
-  _, counts = np.unique(np.sort(g, axis=1), axis=0, return_counts=True)
-  return int((counts * (counts - 1) // 2).sum())
-
-
 def test_per_row_draws_are_independent_and_shared_draws_are_not():
   # M = K: the graph is the candidate draw itself, so its statistics are those of the draws. Rows that
   # draw independently give Binomial in-degrees and (practically) no two identical rows; rows sharing
@@ -254,10 +242,11 @@ def test_per_row_draws_are_independent_and_shared_draws_are_not():
   shared = graph.build_proximity_graph(x, num_neighbors=k, num_candidates=k, seed=2,
                                        candidate_draw="shared")
   _check_rows(per_row, k, np.zeros((n, n)))
-  assert _identical_row_pairs(per_row) == 0
-  assert abs(_in_degree_variance_ratio(per_row, n) - 1.0) < 0.1  # ≈ 1 ± 0.02
-  assert _identical_row_pairs(shared) > 100
-  assert _in_degree_variance_ratio(shared, n) > 1.1
+  per_row, shared = diagnostics.graph_stats(per_row), diagnostics.graph_stats(shared)
+  assert per_row["identical_row_pairs"] == 0
+  assert abs(per_row["in_degree_variance_ratio"] - 1.0) < 0.1  # ≈ 1 ± 0.02
+  assert shared["identical_row_pairs"] > 100
+  assert shared["in_degree_variance_ratio"] > 1.1
 
 
 def test_per_row_draw_depends_on_the_row_not_on_the_chunking(clustered, monkeypatch):

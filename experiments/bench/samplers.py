@@ -42,7 +42,7 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the data, the graphs and the wa
 _TAIL_WARM = flags.DEFINE_bool("tail_warm", False,
                                "Also time a second (warm) TailSampler epoch; slow at large N.")
 
-DIM, BATCH, NEIGHBORS, CANDIDATES, RESTART, CLUSTERS = 128, 256, 100, 1000, 0.2, 100
+DIM, BATCH, NEIGHBORS, CANDIDATES, RESTART = 128, 256, 100, 1000, 0.2
 
 
 def clustered_embeddings(n: int, seed: int) -> np.ndarray:
@@ -164,7 +164,7 @@ def main(argv):
   report = {
       "device": str(jax.devices()[0].device_kind), "num_devices": jax.device_count(),
       "config": {"dim": DIM, "batch_size": BATCH, "num_neighbors": NEIGHBORS,
-                 "num_candidates": CANDIDATES, "restart_prob": RESTART, "clusters": CLUSTERS},
+                 "num_candidates": CANDIDATES, "restart_prob": RESTART, "clusters": synthetic.CLUSTERS},
       "sizes": {},
   }
   for n in sizes:

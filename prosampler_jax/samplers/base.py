@@ -38,6 +38,8 @@ class BatchSampler(abc.ABC):
   """
 
   needs_embeddings: bool = True
+  # Samplers whose math runs in JAX keep a bank given as a jax.Array on its device (no host copy).
+  bank_on_device: bool = False
 
   def __init__(self, num_examples: int, batch_size: int, *, seed: int = 0):
     self.num_examples = _checks.check_int("num_examples", num_examples, low=2)
@@ -125,7 +127,12 @@ class BatchSampler(abc.ABC):
 
   def _check_embeddings(self, embeddings):
     """Validates the bank: float ``[N, D]``, finite, N = num_examples."""
-    return _checks.check_embeddings("embeddings", embeddings, num_examples=self.num_examples)
+    return self._check_bank("embeddings", embeddings)
+
+  def _check_bank(self, name: str, array):
+    """One ``[N, D]`` bank array, kept on its device when ``bank_on_device``."""
+    return _checks.check_embeddings(name, array, num_examples=self.num_examples,
+                                    on_device=self.bank_on_device)
 
   def _rng(self, epoch: int, window: int, salt: int) -> np.random.Generator:
     """A NumPy generator that depends on (seed, epoch, window, salt) only."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from prosampler_jax import _checks
 from prosampler_jax import graph as graph_lib
 from prosampler_jax.samplers import base
 
@@ -16,12 +15,10 @@ class KnnSampler(base.BatchSampler):
   they are full of false negatives. Anchors are drawn from the items this epoch has not covered yet.
   """
 
+  bank_on_device = True
+
   def __init__(self, num_examples: int, batch_size: int, *, seed: int = 0):
     super().__init__(num_examples, batch_size, seed=seed)
-
-  def _check_embeddings(self, embeddings):
-    return _checks.check_embeddings("embeddings", embeddings, num_examples=self.num_examples,
-                                    on_device=True)
 
   def _sample(self, epoch: int, window: int, num_batches: int, embeddings) -> np.ndarray:
     neighbors = graph_lib.proximity_graph(

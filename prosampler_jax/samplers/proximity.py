@@ -29,6 +29,8 @@ class ProximitySampler(base.BatchSampler):
   graph and walked there; only the ``[num_batches, B]`` index array comes back to the host.
   """
 
+  bank_on_device = True
+
   def __init__(self, num_examples: int, batch_size: int, *, num_neighbors: int = 100,
                num_candidates: int | None = 1000, restart_prob: float = 0.2,
                graph_backend: str = "candidates", seed: int = 0, restart_decay: float = 0.0,
@@ -68,10 +70,6 @@ class ProximitySampler(base.BatchSampler):
             "num_candidates": self.num_candidates, "restart_prob": self.restart_prob,
             "graph_backend": self.graph_backend, "restart_decay": self.restart_decay,
             "min_restart_prob": self.min_restart_prob, "candidate_draw": self.candidate_draw}
-
-  def _check_embeddings(self, embeddings):
-    return _checks.check_embeddings("embeddings", embeddings, num_examples=self.num_examples,
-                                    on_device=True)
 
   def _sample(self, epoch: int, window: int, num_batches: int, embeddings) -> np.ndarray:
     self.last_graph = graph_lib.proximity_graph(

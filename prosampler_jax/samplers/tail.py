@@ -55,6 +55,8 @@ class TailSampler(base.BatchSampler):
   All windows share one compiled tile kernel: the items are padded to a fixed capacity.
   """
 
+  bank_on_device = True
+
   def __init__(self, num_examples: int, batch_size: int, *, quantile: float | None = None,
                seed: int = 0):
     super().__init__(num_examples, batch_size, seed=seed)
@@ -66,14 +68,13 @@ class TailSampler(base.BatchSampler):
     return {**super()._params(), "quantile": self.quantile}
 
   def _check_embeddings(self, embeddings):
-    check = lambda name, value: _checks.check_embeddings(name, value, num_examples=self.num_examples,
-                                                         on_device=True)
     if not isinstance(embeddings, tuple):
-      return check("embeddings", embeddings)
+      return super()._check_embeddings(embeddings)
     if len(embeddings) != 2:
       raise ValueError(f"embeddings is a tuple of length {len(embeddings)}; allowed: one array [N, D] "
                        "or a pair (x, y).")
-    x, y = check("embeddings[0]", embeddings[0]), check("embeddings[1]", embeddings[1])
+    x = self._check_bank("embeddings[0]", embeddings[0])
+    y = self._check_bank("embeddings[1]", embeddings[1])
     if x.shape[1] != y.shape[1]:
       raise ValueError(f"embeddings[1] has D={y.shape[1]} but embeddings[0] has D={x.shape[1]}; "
                        f"allowed: D={x.shape[1]}.")

@@ -32,7 +32,7 @@ from prosampler_jax import losses
 from prosampler_jax.data import graphs as graphs_lib
 from prosampler_jax.evaluation import svm_accuracy
 from prosampler_jax.models.gin import GraphCLModel
-from prosampler_jax.normalize import l2_normalize
+from prosampler_jax.tasks._pairs import pair_rows, pair_sampler_view
 
 LOSSES = ("graphcl", "nt_xent", "dcl", "hcl")  # GraphCL's own, or the SimCLR family on the two views
 _OFFLINE = ("MUTAG",)  # datasets found without config.data_dir (in the grakel wheel)
@@ -103,15 +103,10 @@ class GraphCLTask:
 
   def loss_and_rows(self, outputs, *, axis_name: str | None) -> tuple[jax.Array, jax.Array]:
     z1, z2 = outputs
-    loss = self._loss(z1, z2, axis_name=axis_name)
-    rows = l2_normalize(jnp.concatenate([l2_normalize(z1), l2_normalize(z2)], axis=-1))
-    return loss, rows.astype(jnp.float32)
+    return self._loss(z1, z2, axis_name=axis_name), pair_rows(z1, z2)
 
   def sampler_view(self, bank: np.ndarray):
-    if self._config.sampler.name == "tail":
-      half = bank.shape[1] // 2
-      return bank[:, :half], bank[:, half:]
-    return bank
+    return pair_sampler_view(bank, self._config.sampler.name)
 
   # -- evaluation ------------------------------------------------------------------------------------
 

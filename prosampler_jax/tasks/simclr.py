@@ -18,7 +18,7 @@ from prosampler_jax import _checks
 from prosampler_jax import losses
 from prosampler_jax import models
 from prosampler_jax.evaluation import linear_probe_accuracy, weighted_knn_accuracy
-from prosampler_jax.normalize import l2_normalize
+from prosampler_jax.tasks._pairs import pair_rows
 
 LOSSES = ("nt_xent", "dcl", "hcl")  # the SimCLR family: 2B anchors, both views of other items negative
 
@@ -110,8 +110,7 @@ class SimCLRTask:
   def loss_and_rows(self, outputs: tuple[jax.Array, jax.Array], *, axis_name: str | None
                     ) -> tuple[jax.Array, jax.Array]:
     z1, z2 = outputs
-    rows = l2_normalize(jnp.concatenate([l2_normalize(z1), l2_normalize(z2)], axis=-1))
-    return self._loss(z1, z2, axis_name=axis_name), rows
+    return self._loss(z1, z2, axis_name=axis_name), pair_rows(z1, z2)
 
   def sampler_view(self, bank: np.ndarray) -> np.ndarray:
     return bank

@@ -29,7 +29,7 @@ from prosampler_jax import losses
 from prosampler_jax.evaluation import sts
 from prosampler_jax.models import bert as bert_lib
 from prosampler_jax.models import bert_tokenizer
-from prosampler_jax.normalize import l2_normalize
+from prosampler_jax.tasks._pairs import pair_rows, pair_sampler_view
 
 LOSSES = ("info_nce",)
 SELECTION_METRIC = "stsb_dev"  # SimCSE keeps the checkpoint with the best STS-B dev Spearman
@@ -114,15 +114,10 @@ class SimCSETask:
 
   def loss_and_rows(self, outputs, *, axis_name: str | None) -> tuple[jax.Array, jax.Array]:
     z1, z2, negatives = outputs
-    loss = self._loss(z1, z2, negatives=negatives, axis_name=axis_name)
-    rows = l2_normalize(jnp.concatenate([l2_normalize(z1), l2_normalize(z2)], axis=-1))
-    return loss, rows.astype(jnp.float32)
+    return self._loss(z1, z2, negatives=negatives, axis_name=axis_name), pair_rows(z1, z2)
 
   def sampler_view(self, bank: np.ndarray):
-    if self._config.sampler.name == "tail":
-      half = bank.shape[1] // 2
-      return bank[:, :half], bank[:, half:]
-    return bank
+    return pair_sampler_view(bank, self._config.sampler.name)
 
   # -- evaluation ------------------------------------------------------------------------------------
 
