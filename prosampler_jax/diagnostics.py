@@ -23,7 +23,9 @@ def batch_stats(batches, embeddings, labels=None) -> dict:
 
   Args:
     batches: int ``[num_batches, B]`` item indices in ``[0, N)``, B ≥ 2.
-    embeddings: float ``[N, D]``; compared by cosine (rows are L2-normalised here).
+    embeddings: float ``[N, D]``; compared by cosine (rows are L2-normalised here). A ``jax.Array`` is
+      read where it lives (only the batches' rows are gathered, on its device); NumPy goes to the default
+      device.
     labels: optional ``[N]`` class labels (any hashable dtype NumPy can sort).
 
   Returns:
@@ -33,7 +35,7 @@ def batch_stats(batches, embeddings, labels=None) -> dict:
     ``batch_size`` and, with labels, ``false_negative_rate`` (share of in-batch pairs i ≠ j with the same
     label, averaged over batches).
   """
-  emb = _checks.check_embeddings("embeddings", embeddings)
+  emb = _checks.check_embeddings("embeddings", embeddings, on_device=True)
   n = emb.shape[0]
   batches = np.asarray(batches)
   if batches.ndim != 2 or batches.shape[0] < 1 or batches.shape[1] < 2:
@@ -55,8 +57,8 @@ def batch_stats(batches, embeddings, labels=None) -> dict:
   padded = -(-num_batches // chunk) * chunk
   index = np.zeros((padded, b), np.int32)
   index[:num_batches] = batches
-  emb_dev = jnp.asarray(l2_normalize(emb))
-  parts = [_chunk_stats(emb_dev, codes, jnp.asarray(index[s:s + chunk]))
+  emb = l2_normalize(emb)
+  parts = [_chunk_stats(emb, codes, jnp.asarray(index[s:s + chunk]))
            for s in range(0, padded, chunk)]
   per_batch = {k: np.concatenate([np.asarray(p[k]) for p in parts])[:num_batches] for k in parts[0]}
 

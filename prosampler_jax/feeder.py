@@ -127,7 +127,10 @@ class BatchFeeder:
 
   def submit(self, window: tuple[int, int], bank: jax.Array | None,
              freshness: dict[str, Any] | None = None, *, first_bad_step: jax.Array | None = None) -> None:
-    """Starts sampling ``window`` in the worker thread from a copy of ``bank`` (None: uniform).
+    """Starts sampling ``window`` in the worker thread from a device copy of ``bank`` (None: uniform).
+
+    The copy stays on the accelerators (``parallel.device_snapshot``): the sampler and the window's
+    batch statistics read it there, so the bank never travels to the host.
 
     ``freshness`` (the bank's written fraction and staleness when the copy was taken; floats or device
     scalars, read in the worker so the loop does not wait for the device) is recorded with the window's
@@ -137,7 +140,8 @@ class BatchFeeder:
     """
     if self._pending is not None:
       raise RuntimeError(f"window {self._pending[0]} is still pending; submit {window} after it is used.")
-    snapshot = None if bank is None else bank.copy()  # the train step donates the bank: copy it now
+    # The train step donates the bank: copy it now, on the device.
+    snapshot = None if bank is None else parallel.device_snapshot(bank)
     freshness = dict(freshness or {})
     job = lambda: self._sample(*window, snapshot, freshness, first_bad_step)
     self._pending = (tuple(window), self._executor.submit(job))
@@ -147,12 +151,11 @@ class BatchFeeder:
     """The window's index array, its statistics and its input pipeline (already prefetching)."""
     if first_bad_step is not None and int(first_bad_step) >= 0:
       raise divergence.TrainingDiverged(int(first_bad_step))
-    bank = None if snapshot is None else parallel.to_host(snapshot)
-    view = None if bank is None else self._task.sampler_view(bank)
+    view = None if snapshot is None else self._task.sampler_view(snapshot)
     batches = self._sampler.sample(epoch, view, num_batches=self._schedule.refresh_steps, window=window)
     stats = {k: float(v) for k, v in freshness.items()}
-    if bank is not None:
-      stats.update(diagnostics.batch_stats(batches[:self._schedule.window_length(window)], bank,
+    if snapshot is not None:
+      stats.update(diagnostics.batch_stats(batches[:self._schedule.window_length(window)], snapshot,
                                            self._task.pretrain_labels))
     return batches, stats, self._pipeline(epoch, window, batches, start_batch=0)
 
@@ -163,14 +166,13 @@ class BatchFeeder:
   def precompile(self, bank: jax.Array) -> None:
     """Runs a throw-away copy of the sampler once, in a thread of its own, so its JAX kernels compile
     during the warm-up epoch instead of stalling the first window that needs them."""
-    sampler, snapshot = copy.deepcopy(self._sampler), bank.copy()
+    sampler, snapshot = copy.deepcopy(self._sampler), parallel.device_snapshot(bank)
     window_length = self._schedule.window_length(0)
 
     def job():
-      host_bank = parallel.to_host(snapshot)
-      batches = sampler.sample(self._warmup_epochs, self._task.sampler_view(host_bank),
+      batches = sampler.sample(self._warmup_epochs, self._task.sampler_view(snapshot),
                                num_batches=self._schedule.refresh_steps)
-      diagnostics.batch_stats(batches[:window_length], host_bank, self._task.pretrain_labels)
+      diagnostics.batch_stats(batches[:window_length], snapshot, self._task.pretrain_labels)
 
     future = self._precompiler.submit(job)  # joined by close(): no thread outlives the loop
     future.add_done_callback(lambda f: f.cancelled() or f.exception() is None or logging.warning(
@@ -244,7 +246,8 @@ class BatchFeeder:
     """The last refresh's batch statistics, or (if every window was a warm-up) the current window's."""
     if self.window_stats or self._batches is None:
       return self.window_stats
-    return diagnostics.batch_stats(self._batches, parallel.to_host(bank), self._task.pretrain_labels)
+    return diagnostics.batch_stats(self._batches, parallel.device_snapshot(bank),
+                                   self._task.pretrain_labels)
 
   def close(self) -> None:
     """Joins the worker threads (a pending window is finished, queued work cancelled)."""

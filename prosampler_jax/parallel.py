@@ -16,6 +16,10 @@ from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
+# How the embedding bank is laid out on the mesh: "replicated" (whole on every device) or "data" (its
+# feature columns split over the 'data' axis: 1/num_devices of the bytes per device; columns, not rows,
+# so any N works and the samplers' row gathers stay local to each device).
+BANK_SHARDINGS = ("replicated", "data")
 
 
 def make_data_mesh(devices=None) -> Mesh:
@@ -32,6 +36,19 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def data_sharded(mesh: Mesh) -> NamedSharding:
   """Sharding of an array split along its leading (batch) axis."""
   return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def bank_sharding(mesh: Mesh, layout: str, bank_dim: int) -> NamedSharding:
+  """The sharding of the ``[N, bank_dim]`` bank for ``layout`` (one of ``BANK_SHARDINGS``)."""
+  if layout not in BANK_SHARDINGS:
+    raise ValueError(f"config.bank_sharding={layout!r} is not supported; allowed: "
+                     f"{', '.join(map(repr, BANK_SHARDINGS))}.")
+  if layout == "replicated":
+    return replicated(mesh)
+  if bank_dim % mesh.size:
+    raise ValueError(f"config.bank_sharding='data' splits the bank's {bank_dim} columns over {mesh.size} "
+                     f"devices; allowed: a bank width divisible by {mesh.size}, or 'replicated'.")
+  return NamedSharding(mesh, P(None, DATA_AXIS))
 
 
 def check_global_batch(name: str, batch_size: int, mesh: Mesh) -> int:
@@ -57,15 +74,35 @@ def replicate(tree, mesh: Mesh):
   Built shard by shard from this process's copy, so it also works when the mesh spans processes (where
   ``jax.device_put`` cannot reach the other hosts' devices). PRNG keys travel as their key data.
   """
-  sharding = replicated(mesh)
+  return jax.tree.map(functools.partial(put, sharding=replicated(mesh)), tree)
 
-  def put(x):
-    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-      return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=jax.random.key_impl(x))
-    host = np.asarray(x)
-    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
-  return jax.tree.map(put, tree)
+def put(x, sharding: NamedSharding) -> jax.Array:
+  """A host or single-device value (the same on every process) → a global array with ``sharding``.
+
+  Built shard by shard from this process's copy, so it also works across processes. PRNG keys travel as
+  their key data.
+  """
+  if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+    return jax.random.wrap_key_data(put(jax.random.key_data(x), sharding), impl=jax.random.key_impl(x))
+  host = np.asarray(x)
+  return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def device_snapshot(x: jax.Array) -> jax.Array:
+  """A copy of ``x`` that this process can compute on by itself, kept on the accelerators.
+
+  Why: the sampler reads the bank in a worker thread while the (donating) train step rewrites it, and
+  should neither copy it to the host nor repeat its work on every device. A replicated array gives its
+  replica on this process's first device; one sharded over this process's devices stays sharded (jit
+  spreads the sampler's work over them); one sharded across processes is all-gathered first (a
+  collective: every process must call this at the same point of the loop, as the loop does).
+  """
+  if x.is_fully_replicated:
+    return x.copy().addressable_data(0)
+  if x.is_fully_addressable:
+    return x.copy()
+  return jax.device_put(to_host(x), jax.local_devices()[0])
 
 
 def to_host(x: jax.Array) -> np.ndarray:

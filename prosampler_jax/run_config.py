@@ -18,6 +18,7 @@ import ml_collections
 
 from prosampler_jax import _checks
 from prosampler_jax import optim
+from prosampler_jax import parallel
 from prosampler_jax import samplers
 from prosampler_jax import tasks
 
@@ -35,6 +36,8 @@ RESUMABLE_KEYS = ("num_epochs", "data_dir", "log_every_steps", "checkpoint_steps
                   "stop_after_steps")
 
 DTYPES = ("float32", "bfloat16", "float16")
+# Storage dtypes of the embedding bank: bfloat16 halves its memory; the samplers compute in float32.
+BANK_DTYPES = ("float32", "bfloat16")
 _MAX_STAND_IN = 10**7  # items of the stand-in sampler (its per-item state is allocated)
 
 
@@ -49,6 +52,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
                    ("seed", 0),
                    ("stop_after_steps", 0)):
     _checks.check_int(f"config.{key}", _get(config, key), low=low)
+  _checks.check_choice("config.bank_dtype", config.bank_dtype, BANK_DTYPES)
+  _checks.check_choice("config.bank_sharding", config.bank_sharding, parallel.BANK_SHARDINGS)
   if "model" in config and "dtype" in config.model:
     _checks.check_choice("config.model.dtype", config.model.dtype, DTYPES)
   optim.validate(config)

@@ -27,6 +27,7 @@ import tqdm
 from absl import logging
 from flax import nnx
 
+from prosampler_jax import _checks
 from prosampler_jax import checkpoint
 from prosampler_jax import divergence
 from prosampler_jax import feeder as feeder_lib
@@ -51,6 +52,7 @@ class TrainState:
   model_state: Any         # every other model variable: BatchNorm statistics, RNG stream keys and counts
   opt_state: Any
   bank: jax.Array          # [N, bank_dim] L2-normalised rows written by the task: what the sampler sees
+                           # (config.bank_dtype, laid out as config.bank_sharding)
   bank_written_at: jax.Array  # int32 [N]: the step that last wrote each bank row; -1 if none ever did
   rng: jax.Array           # root key of per-step randomness: step s uses fold_in(rng, s)
 
@@ -85,18 +87,29 @@ def reseed_model(model: nnx.Module, key: jax.Array) -> None:
 
 
 def init_state(model: nnx.Module, tx: optax.GradientTransformation, num_examples: int, bank_dim: int,
-               seed: int, mesh: jax.sharding.Mesh) -> tuple[nnx.GraphDef, TrainState]:
-  """Splits the model (params | everything else) and places the initial state replicated on the mesh.
+               seed: int, mesh: jax.sharding.Mesh, *, bank_dtype: str = "float32",
+               bank_sharding: str = "replicated") -> tuple[nnx.GraphDef, TrainState]:
+  """Splits the model (params | everything else) and places the initial state on the mesh.
 
-  The bank starts as random unit rows marked never written; the feeder never samples from such rows.
+  Everything is replicated but the bank, which is stored as ``bank_dtype`` (one of ``run_config.BANK_DTYPES``) and
+  laid out as ``bank_sharding`` (one of ``parallel.BANK_SHARDINGS``). The bank starts as random unit rows
+  marked never written; the feeder never samples from such rows.
   """
+  _checks.check_choice("config.bank_dtype", bank_dtype, run_config.BANK_DTYPES)
+  bank_layout = parallel.bank_sharding(mesh, bank_sharding, bank_dim)
   graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
   bank = l2_normalize(jax.random.normal(stream_root(seed, "bank_init"), (num_examples, bank_dim)))
   state = TrainState(step=jnp.int32(0), params=params, model_state=model_state,
-                     opt_state=tx.init(params), bank=bank,
+                     opt_state=tx.init(params), bank=None,
                      bank_written_at=jnp.full((num_examples,), -1, jnp.int32),
                      rng=stream_root(seed, "train_step"))
-  return graphdef, parallel.replicate(state, mesh)
+  state = parallel.replicate(state, mesh)
+  return graphdef, state.replace(bank=parallel.put(bank.astype(bank_dtype), bank_layout))
+
+
+def state_shardings(state: TrainState) -> TrainState:
+  """The sharding of every leaf of ``state`` (what the jitted steps keep it in)."""
+  return jax.tree.map(lambda x: x.sharding, state)
 
 
 def make_objective(graphdef: nnx.GraphDef, task, mesh: jax.sharding.Mesh) -> Callable:
@@ -127,11 +140,12 @@ def write_bank_rows(state: TrainState, index: jax.Array, rows: jax.Array) -> Tra
 
 
 def make_train_step(graphdef: nnx.GraphDef, task, tx: optax.GradientTransformation,
-                    mesh: jax.sharding.Mesh) -> Callable:
+                    mesh: jax.sharding.Mesh, shardings: TrainState | None = None) -> Callable:
   """A jitted, buffer-donating step ``(state, inputs, index) -> (state, metrics)``.
 
   Besides the update it writes the batch's bank rows at ``index`` and stamps them with the step.
-  ``metrics``: the loss, the gradient norm and the norm of the new parameters.
+  ``metrics``: the loss, the gradient norm and the norm of the new parameters. ``shardings``
+  (``state_shardings`` of the initial state; None: all replicated) is the layout the state keeps.
   """
   loss_and_grad = jax.value_and_grad(make_objective(graphdef, task, mesh), has_aux=True)
 
@@ -146,10 +160,12 @@ def make_train_step(graphdef: nnx.GraphDef, task, tx: optax.GradientTransformati
     return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads),
                        "param_norm": optax.tree.norm(params)}
 
-  return jax.jit(step, donate_argnums=0, out_shardings=parallel.replicated(mesh))
+  replicated = parallel.replicated(mesh)
+  return jax.jit(step, donate_argnums=0, out_shardings=(shardings or replicated, replicated))
 
 
-def make_fill_step(graphdef: nnx.GraphDef, task, mesh: jax.sharding.Mesh) -> Callable:
+def make_fill_step(graphdef: nnx.GraphDef, task, mesh: jax.sharding.Mesh,
+                   shardings: TrainState | None = None) -> Callable:
   """A jitted ``(state, inputs, index) -> state`` that only writes bank rows (no update, no model change).
 
   Used before a window is sampled, for rows training never wrote (the ``N mod B`` items a warm-up
@@ -163,7 +179,7 @@ def make_fill_step(graphdef: nnx.GraphDef, task, mesh: jax.sharding.Mesh) -> Cal
     _, (rows, _) = objective(state.params, state.model_state, inputs, key)
     return write_bank_rows(state, index, rows)
 
-  return jax.jit(fill, donate_argnums=0, out_shardings=parallel.replicated(mesh))
+  return jax.jit(fill, donate_argnums=0, out_shardings=shardings or parallel.replicated(mesh))
 
 
 @jax.jit
@@ -281,9 +297,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
   schedule = feeder_lib.WindowSchedule(steps_per_epoch, refresh)
 
   tx = optim.make_optimizer(config, total_steps)
-  graphdef, state = init_state(task.make_model(), tx, num_examples, task.bank_dim, config.seed, mesh)
-  train_step = make_train_step(graphdef, task, tx, mesh)
-  fill_step = make_fill_step(graphdef, task, mesh)
+  graphdef, state = init_state(task.make_model(), tx, num_examples, task.bank_dim, config.seed, mesh,
+                               bank_dtype=config.bank_dtype, bank_sharding=config.bank_sharding)
+  train_step = make_train_step(graphdef, task, tx, mesh, state_shardings(state))
+  fill_step = make_fill_step(graphdef, task, mesh, state_shardings(state))
   encoder = make_encoder(graphdef, mesh)
   feeder = feeder_lib.BatchFeeder(task, sampler, schedule, mesh,
                                   warmup_epochs=config.sampler.warmup_epochs,

@@ -6,10 +6,12 @@ import json
 
 import hypothesis
 from hypothesis import strategies as st
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from prosampler_jax import diagnostics
+from prosampler_jax import parallel
 
 
 def _reference(batches, x, labels=None):
@@ -56,6 +58,19 @@ def test_known_values_and_json():
                    "batch_size": 2, "false_negative_rate": 0.5}
   assert all(type(v) in (int, float) for v in stats.values())
   json.dumps(stats)
+
+
+def test_a_bank_on_devices_is_read_there_split_or_whole_with_the_host_result():
+  mesh = parallel.make_data_mesh()
+  rng = np.random.default_rng(2)
+  x = rng.normal(size=(300, 16)).astype(np.float32)
+  batches, labels = rng.permutation(300)[:288].reshape(9, 32), rng.integers(0, 5, 300)
+  want = diagnostics.batch_stats(batches, x, labels)
+  for layout in parallel.BANK_SHARDINGS:
+    bank = parallel.put(x, parallel.bank_sharding(mesh, layout, 16))
+    assert diagnostics.batch_stats(batches, bank, labels) == pytest.approx(want, rel=1e-6)
+  half = diagnostics.batch_stats(batches, jnp.asarray(x, jnp.bfloat16), labels)  # bf16 bank storage
+  assert half["mean_neg_cos"] == pytest.approx(want["mean_neg_cos"], abs=2e-3)
 
 
 def test_many_chunks_match_one_chunk():

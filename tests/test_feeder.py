@@ -18,28 +18,31 @@ class RecordingSampler(samplers.ProximitySampler):
   def __init__(self, *args, **kwargs):
     super().__init__(*args, **kwargs)
     self.calls = []
+    self.banks_seen = []  # the embeddings argument itself: where it lives and how it is laid out
 
   def sample(self, epoch, embeddings=None, *, num_batches=None, window=0):
     batches = super().sample(epoch, embeddings, num_batches=num_batches, window=window)
     self.calls.append((epoch, window, None if embeddings is None else np.array(embeddings), batches))
+    self.banks_seen.append(embeddings)
     return batches
 
 
 def make_feeder(task, *, steps_per_epoch=20, refresh_steps=8, lookahead_steps=2, warmup_epochs=1,
-                num_epochs=3):
+                num_epochs=3, bank_layout="replicated"):
   sampler = RecordingSampler(task.num_examples, 64, num_neighbors=5, num_candidates=20, seed=3)
   schedule = feeder_lib.WindowSchedule(steps_per_epoch, refresh_steps)
   mesh = parallel.make_data_mesh()
   feeder = feeder_lib.BatchFeeder(task, sampler, schedule, mesh, warmup_epochs=warmup_epochs,
                                   lookahead_steps=lookahead_steps,
                                   total_steps=num_epochs * steps_per_epoch)
+  feeder.bank_layout = bank_layout  # read by drive()
   return feeder, sampler, mesh
 
 
-def bank_at(step: int, task, mesh) -> jax.Array:
+def bank_at(step: int, task, mesh, layout: str = "replicated") -> jax.Array:
   """A distinct, recognisable bank per step: rows are random unit vectors seeded by the step."""
   rows = np.random.default_rng(step).normal(size=(task.num_examples, task.bank_dim)).astype(np.float32)
-  return jax.device_put(jnp.asarray(rows), parallel.replicated(mesh))
+  return jax.device_put(jnp.asarray(rows), parallel.bank_sharding(mesh, layout, task.bank_dim))
 
 
 def drive(feeder, task, mesh, steps):
@@ -48,7 +51,7 @@ def drive(feeder, task, mesh, steps):
   for step in steps:
     window = feeder.due(step)
     if window is not None:
-      bank = bank_at(step, task, mesh) if feeder.uses_bank(window) else None
+      bank = bank_at(step, task, mesh, feeder.bank_layout) if feeder.uses_bank(window) else None
       feeder.submit(window, bank, None if bank is None else {"bank_written_fraction": 1.0})
       if bank is not None:
         bank.delete()  # the train step donates the bank: the feeder must have taken its own copy
@@ -139,3 +142,39 @@ def test_state_and_load_resume_the_same_batches_mid_window_with_a_pending_window
   assert sampler.calls[0][:2] == (1, 2)
   assert resumed.digest == straight.digest
   resumed.close()
+
+
+@pytest.mark.parametrize("layout", ["replicated", "data"])
+def test_the_sampler_and_batch_stats_read_the_bank_on_its_devices_never_on_the_host(task, layout,
+                                                                                   monkeypatch):
+  """The sampler gets the device snapshot (one replica, or the bank still split over the devices), and
+  a split bank gives exactly the batches and statistics of a replicated one."""
+  reference, _, mesh = make_feeder(task)
+  _, expected = drive(reference, task, mesh, range(40))
+  expected_stats = reference.window_stats
+  reference.close()
+
+  def no_host_copy(x):
+    raise AssertionError("the feeder copied the bank to the host")
+
+  monkeypatch.setattr(parallel, "to_host", no_host_copy)
+  monkeypatch.setattr(feeder_lib.diagnostics, "batch_stats", _device_only(feeder_lib.diagnostics.batch_stats))
+  feeder, sampler, _ = make_feeder(task, bank_layout=layout)
+  _, indices = drive(feeder, task, mesh, range(40))
+  feeder.close()
+  np.testing.assert_array_equal(np.stack(indices), np.stack(expected))
+  assert feeder.window_stats == pytest.approx(expected_stats, rel=1e-6)
+  banks = [bank for bank in sampler.banks_seen if bank is not None]
+  assert len(banks) == 4 and all(isinstance(bank, jax.Array) for bank in banks)
+  for bank in banks:
+    if layout == "replicated":
+      assert len(bank.devices()) == 1
+    else:
+      assert bank.sharding.spec == parallel.bank_sharding(mesh, "data", task.bank_dim).spec
+
+
+def _device_only(batch_stats):
+  def checked(batches, embeddings, labels=None):
+    assert isinstance(embeddings, jax.Array), type(embeddings)
+    return batch_stats(batches, embeddings, labels)
+  return checked

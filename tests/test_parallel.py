@@ -52,3 +52,27 @@ def test_check_global_batch():
   assert parallel.check_global_batch("config.batch_size", 64, mesh) == 16
   with pytest.raises(ValueError, match="config.batch_size=66"):
     parallel.check_global_batch("config.batch_size", 66, mesh)
+
+
+def test_device_snapshot_is_a_device_copy_on_one_device_or_keeps_the_bank_split():
+  mesh = parallel.make_data_mesh()
+  bank = np.random.default_rng(0).normal(size=(10, 8)).astype(np.float32)
+  replicated = parallel.put(bank, parallel.bank_sharding(mesh, "replicated", 8))
+  snapshot = parallel.device_snapshot(replicated)
+  assert isinstance(snapshot, jax.Array) and len(snapshot.devices()) == 1  # no work repeated per device
+  split = parallel.put(bank, parallel.bank_sharding(mesh, "data", 8))
+  split_snapshot = parallel.device_snapshot(split)
+  assert split_snapshot.sharding == split.sharding
+  assert [s.data.shape for s in split_snapshot.addressable_shards] == [(10, 2)] * 4  # any N: columns
+  replicated.delete(), split.delete()  # as the donating train step does: the copies must survive
+  np.testing.assert_array_equal(np.asarray(snapshot), bank)
+  np.testing.assert_array_equal(np.asarray(split_snapshot), bank)
+
+
+def test_bank_sharding_rejects_unknown_layouts_and_widths_that_do_not_split():
+  mesh = parallel.make_data_mesh()
+  with pytest.raises(ValueError, match="config.bank_sharding='rows'.*'replicated', 'data'"):
+    parallel.bank_sharding(mesh, "rows", 8)
+  with pytest.raises(ValueError, match="config.bank_sharding='data'.*10 columns over 4 devices"):
+    parallel.bank_sharding(mesh, "data", 10)
+  assert parallel.bank_sharding(mesh, "replicated", 10).is_fully_replicated

@@ -181,6 +181,31 @@ def test_end_to_end_each_sampler(tmp_path, sampler):
   assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
 
 
+def test_a_bank_split_over_the_devices_trains_exactly_like_a_replicated_one_and_bf16_halves_it(tmp_path):
+  """config.bank_sharding='data' keeps 1/4 of the bank's columns per device through steps, fills and
+  checkpoints, and the run samples the same batches as the replicated bank; bfloat16 storage trains."""
+  base = {"sampler.name": "proximity", "num_epochs": 3}
+  replicated = train.train_and_evaluate(tiny_config(**base), str(tmp_path / "replicated"))
+  split = train.train_and_evaluate(tiny_config(**base, bank_sharding="data"), str(tmp_path / "split"))
+  assert split["batch_sequence_sha1"] == replicated["batch_sequence_sha1"]
+  assert split["knn_accuracy"] == pytest.approx(replicated["knn_accuracy"], abs=0.02)
+  half = train.train_and_evaluate(tiny_config(**base, bank_sharding="data", bank_dtype="bfloat16"),
+                                  str(tmp_path / "bf16"))
+  assert half["knn_accuracy"] > 0.2 and refreshes(half)[0]["mean_neg_cos"] > 0.0
+
+  mesh = parallel.make_data_mesh()
+  for workdir, dtype in (("split", jnp.float32), ("bf16", jnp.bfloat16)):
+    config = tiny_config(**base, bank_sharding="data", bank_dtype=jnp.dtype(dtype).name)
+    task = tasks.make_task(config)
+    _, state = train.init_state(task.make_model(), optim.make_optimizer(config, 100), task.num_examples,
+                                task.bank_dim, config.seed, mesh, bank_dtype=config.bank_dtype,
+                                bank_sharding="data")
+    ckpt = checkpoint.Checkpointer(str(tmp_path / workdir / "checkpoints"))
+    bank = ckpt.restore(ckpt.latest_step(), checkpoint.abstract_like(state))[0].bank
+    assert bank.dtype == dtype and bank.sharding.spec == parallel.bank_sharding(mesh, "data", 32).spec
+    assert task.bank_dim == 32 and {s.data.shape for s in bank.addressable_shards} == {(1437, 8)}
+
+
 def test_fill_encodes_exactly_the_unwritten_rows_with_whole_distinct_rows(vector_task):
   mesh = parallel.make_data_mesh()
   config = tiny_tasks.tiny_loop_config()
@@ -290,10 +315,18 @@ def test_tfds_dataset_end_to_end_with_mock_data(tmp_path):
     ("num_epochs", 0, "config.num_epochs"),
     ("optimizer.name", "adagrad", "config.optimizer.name"),
     ("optimizer.learning_rate", -1.0, "config.optimizer.learning_rate"),
+    ("bank_dtype", "float16", "config.bank_dtype='float16'.*'float32', 'bfloat16'"),
+    ("bank_sharding", "rows", "config.bank_sharding='rows'.*'replicated', 'data'"),
 ])
 def test_bad_config_values(tmp_path, key, value, match):
   with pytest.raises(ValueError, match=match):
     train.train_and_evaluate(tiny_config(**{key: value}), str(tmp_path))
+
+
+def test_a_bank_width_that_does_not_split_over_the_devices_is_one_clear_error(tmp_path):
+  config = tiny_config(bank_sharding="data", **{"model.projection_dim": 17})  # bank: 2 × 17 wide
+  with pytest.raises(ValueError, match="config.bank_sharding='data' splits the bank's 34 columns over 4"):
+    train.train_and_evaluate(config, str(tmp_path))
 
 
 def test_missing_dataset_offline_is_one_clear_error(tmp_path):

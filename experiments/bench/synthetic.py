@@ -1,8 +1,14 @@
-"""Synthetic inputs the benchmarks share (no flags, no input pipeline)."""
+"""Synthetic inputs the benchmarks share (no flags, no input pipeline, no TensorFlow)."""
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+
+from prosampler_jax import losses
+from prosampler_jax import models
+from prosampler_jax.tasks.simclr import LOSSES, SimCLRTask
 
 CLUSTERS = 100
 
@@ -13,3 +19,43 @@ def clustered_embeddings(n: int, seed: int, dim: int) -> np.ndarray:
   centers = rng.standard_normal((CLUSTERS, dim))
   x = centers[rng.integers(0, CLUSTERS, n)] + 0.7 * rng.standard_normal((n, dim))
   return x.astype(np.float32)
+
+
+class SyntheticImageTask(SimCLRTask):
+  """SimCLR's model, loss and bank rows on random images, with no input pipeline (no TensorFlow).
+
+  For timing the training loop on any machine (the accelerator machines have no TensorFlow): item i is a
+  fixed random uint8 image; its two views are the image and its mirror, scaled to [-1, 1] on the host.
+  ``evaluate`` measures nothing (returns {}).
+  """
+
+  def __init__(self, config, *, num_examples: int, image_size: int, seed: int = 0):  # pylint: disable=super-init-not-called
+    # SimCLRTask's own constructor loads a dataset; this one keeps only what the loop uses.
+    self._config = config
+    self._loss = losses.bind(config.loss.name, config.loss, allowed=LOSSES)
+    self.bank_dim = 2 * config.model.projection_dim
+    self.num_examples = num_examples
+    self.pretrain_labels = None
+    self._images = np.random.default_rng(seed).integers(
+        0, 256, (num_examples, image_size, image_size, 3), dtype=np.uint8)
+
+  def make_model(self):
+    config = self._config
+    return models.make_model(config.model.encoder, in_channels=3, cifar_stem=config.model.cifar_stem,
+                             width=config.model.width or None,
+                             projection_dim=config.model.projection_dim,
+                             projection_hidden=config.model.projection_hidden or None,
+                             dtype=jnp.dtype(config.model.dtype), seed=config.seed)
+
+  def pretrain_batches(self, batches, *, window, start_batch):
+    del window
+    local = batches.shape[1] // jax.process_count()
+    columns = slice(jax.process_index() * local, (jax.process_index() + 1) * local)
+    for row in batches[start_batch:]:
+      index = row[columns].astype(np.int32)
+      view = self._images[index].astype(np.float32) * (2.0 / 255.0) - 1.0
+      yield {"inputs": {"view1": view, "view2": view[:, :, ::-1]}, "index": index}
+
+  def evaluate(self, encode, *, final):
+    del encode, final
+    return {}

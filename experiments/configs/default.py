@@ -32,6 +32,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.tau_plus = 0.1          # dcl, hcl: class prior τ⁺
   config.loss.beta = 1.0              # hcl: hardness β
 
+  # The embedding bank the sampler reads: storage dtype (float32 | bfloat16: half the memory) and layout
+  # (replicated | data: its columns split over the devices, 1/num_devices of the bytes on each).
+  config.bank_dtype = "float32"
+  config.bank_sharding = "replicated"
+
   config.sampler = ml_collections.ConfigDict()
   config.sampler.name = "proximity"   # uniform | proximity | knn | tail
   config.sampler.num_neighbors = 100  # K

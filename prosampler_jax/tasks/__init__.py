@@ -49,8 +49,9 @@ class Task(Protocol):
     """Per shard inside ``shard_map``: (the global batch's loss, negatives all-gathered over
     ``axis_name``; this shard's bank rows ``[B_local, bank_dim]``, L2-normalised)."""
 
-  def sampler_view(self, bank: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-    """What the sampler sees: the bank, or its (x, y) halves for paired data (Tail Batch Sampling)."""
+  def sampler_view(self, bank: jax.Array) -> jax.Array | tuple[jax.Array, jax.Array]:
+    """What the sampler sees: the bank, or its (x, y) halves for paired data (Tail Batch Sampling).
+    ``bank`` is the feeder's device snapshot (``parallel.device_snapshot``): slice it, do not copy it."""
 
   def evaluate(self, encode: Callable[..., dict[str, np.ndarray]], *, final: bool) -> dict[str, float]:
     """Frozen-encoder metrics. ``encode(batches)`` takes this process's evaluation batches

@@ -3,6 +3,8 @@ gets of it (the pair (x, y), whose similarity it symmetrises); the other sampler
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -17,8 +19,27 @@ def pair_rows(z1: jax.Array, z2: jax.Array) -> jax.Array:
 
 
 def pair_sampler_view(bank, sampler_name: str):
-  """``(first half, second half)`` of each row for the "tail" sampler, else the bank itself."""
-  if sampler_name == "tail":
-    half = bank.shape[1] // 2
+  """``(first half, second half)`` of each row for the "tail" sampler, else the bank itself.
+
+  A ``jax.Array`` bank is cut where it lives and each half keeps the bank's layout (a bank split over
+  the devices stays split, instead of being gathered whole onto each by the slice).
+  """
+  if sampler_name != "tail":
+    return bank
+  half = bank.shape[1] // 2
+  if not isinstance(bank, jax.Array):
     return bank[:, :half], bank[:, half:]
-  return bank
+  sharding = bank.sharding
+  try:
+    sharding.shard_shape((bank.shape[0], half))
+  except ValueError:  # the halves cannot keep the layout: let the compiler choose
+    sharding = None
+  return _halves(bank, half=half, out_sharding=sharding)
+
+
+@functools.partial(jax.jit, static_argnames=("half", "out_sharding"))
+def _halves(bank: jax.Array, *, half: int, out_sharding) -> tuple[jax.Array, jax.Array]:
+  first, second = bank[:, :half], bank[:, half:]
+  if out_sharding is not None:
+    first, second = (jax.lax.with_sharding_constraint(x, out_sharding) for x in (first, second))
+  return first, second

@@ -112,7 +112,7 @@ class SimCLRTask:
     z1, z2 = outputs
     return self._loss(z1, z2, axis_name=axis_name), pair_rows(z1, z2)
 
-  def sampler_view(self, bank: np.ndarray) -> np.ndarray:
+  def sampler_view(self, bank: jax.Array) -> jax.Array:
     return bank
 
   # -- evaluation ------------------------------------------------------------------------------------

@@ -116,7 +116,7 @@ class SimCSETask:
     z1, z2, negatives = outputs
     return self._loss(z1, z2, negatives=negatives, axis_name=axis_name), pair_rows(z1, z2)
 
-  def sampler_view(self, bank: np.ndarray):
+  def sampler_view(self, bank: jax.Array):
     return pair_sampler_view(bank, self._config.sampler.name)
 
   # -- evaluation ------------------------------------------------------------------------------------
