@@ -15,7 +15,8 @@ When is a window sampled? The loop asks :meth:`BatchFeeder.due` before every ste
 
 Windows of warm-up epochs are uniform and see no bank. After warm-up the loop hands :meth:`submit` a bank
 in which every row was written by training (it encodes the rows training never wrote first), and the
-bank's freshness (``bank_written_fraction``, ``bank_staleness_steps``) is recorded with the window.
+bank's freshness (``bank_written_fraction``, ``bank_staleness_steps``) and the worker's time for the
+window (``sampler_seconds``) are recorded with the window's batch statistics.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import copy
 import dataclasses
 import hashlib
 import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -151,12 +153,15 @@ class BatchFeeder:
     """The window's index array, its statistics and its input pipeline (already prefetching)."""
     if first_bad_step is not None and int(first_bad_step) >= 0:
       raise divergence.TrainingDiverged(int(first_bad_step))
+    start = time.perf_counter()
     view = None if snapshot is None else self._task.sampler_view(snapshot)
     batches = self._sampler.sample(epoch, view, num_batches=self._schedule.refresh_steps, window=window)
     stats = {k: float(v) for k, v in freshness.items()}
     if snapshot is not None:
       stats.update(diagnostics.batch_stats(batches[:self._schedule.window_length(window)], snapshot,
                                            self._task.pretrain_labels))
+      # The worker's time for this window (sampler + statistics): what a look-ahead has to hide.
+      stats["sampler_seconds"] = time.perf_counter() - start
     return batches, stats, self._pipeline(epoch, window, batches, start_batch=0)
 
   def _pipeline(self, epoch: int, window: int, batches: np.ndarray, *, start_batch: int) -> Iterator:

@@ -163,7 +163,8 @@ def test_the_sampler_and_batch_stats_read_the_bank_on_its_devices_never_on_the_h
   _, indices = drive(feeder, task, mesh, range(40))
   feeder.close()
   np.testing.assert_array_equal(np.stack(indices), np.stack(expected))
-  assert feeder.window_stats == pytest.approx(expected_stats, rel=1e-6)
+  untimed = lambda stats: {k: v for k, v in stats.items() if k != "sampler_seconds"}
+  assert untimed(feeder.window_stats) == pytest.approx(untimed(expected_stats), rel=1e-6)
   banks = [bank for bank in sampler.banks_seen if bank is not None]
   assert len(banks) == 4 and all(isinstance(bank, jax.Array) for bank in banks)
   for bank in banks:

@@ -170,7 +170,7 @@ def test_end_to_end_each_sampler(tmp_path, sampler):
   # Both post-warm-up windows, (1, 0) and (1, 1), were sampled from a bank training had fully written.
   assert [(r["epoch"], r["window"]) for r in refreshes(results)] == [(1, 0), (1, 1)]
   for record in refreshes(results):
-    assert record["bank_written_fraction"] == 1.0
+    assert record["bank_written_fraction"] == 1.0 and record["sampler_seconds"] > 0.0
     assert 0.0 < record["bank_staleness_steps"] < 5.0
   assert results["batch_stats"]["false_negative_rate"] > 0.0
   assert [(h["epoch"], "knn_accuracy" in h) for h in results["history"] if h["event"] == "epoch"] == [
@@ -204,6 +204,25 @@ def test_a_bank_split_over_the_devices_trains_exactly_like_a_replicated_one_and_
     bank = ckpt.restore(ckpt.latest_step(), checkpoint.abstract_like(state))[0].bank
     assert bank.dtype == dtype and bank.sharding.spec == parallel.bank_sharding(mesh, "data", 32).spec
     assert task.bank_dim == 32 and {s.data.shape for s in bank.addressable_shards} == {(1437, 8)}
+
+
+def test_simclr_views_travel_as_uint8_and_are_normalised_on_the_device():
+  """SimCLR's pipeline sends uint8 pixels; the task's forward normalises them with the dataset's
+  per-channel mean and std, so the model sees exactly the float views it saw before."""
+  config = tiny_config()
+  task = tasks.make_task(config)
+  element = next(task.pretrain_batches(np.arange(256, dtype=np.int32).reshape(1, 256), window=0,
+                                       start_batch=0))
+  views = element["inputs"]
+  assert views["view1"].dtype == views["view2"].dtype == np.uint8
+  model = task.make_model()
+  got = task.forward(model, {k: jnp.asarray(v) for k, v in views.items()})
+  mean, std = np.asarray(task.pixel_mean), np.asarray(task.pixel_std)
+  floats = {k: jnp.asarray((v / 255.0 - mean) / std, jnp.float32) for k, v in views.items()}
+  x = jnp.stack([floats["view1"], floats["view2"]], axis=1).reshape(512, 8, 8, 1)
+  want = model(x)[1].reshape(256, 2, -1)
+  np.testing.assert_allclose(got[0], want[:, 0], rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(got[1], want[:, 1], rtol=1e-4, atol=1e-5)
 
 
 def test_fill_encodes_exactly_the_unwritten_rows_with_whole_distinct_rows(vector_task):
@@ -260,7 +279,8 @@ def test_resume_restores_the_sampler_state_and_the_pending_window(tmp_path, vect
   resumed = train.train_and_evaluate(config(), str(tmp_path / "resumed"), task=vector_task)
   assert resumed["batch_sequence_sha1"] == straight["batch_sequence_sha1"]
   assert resumed["steps"] == straight["steps"] == 44
-  untimed = lambda history: [{k: v for k, v in h.items() if k != "train_seconds"} for h in history]
+  timers = ("train_seconds", "sampler_seconds")
+  untimed = lambda history: [{k: v for k, v in h.items() if k not in timers} for h in history]
   assert untimed(resumed["history"]) == untimed(straight["history"])  # same refreshes, same kNN
 
   def final_state(workdir):

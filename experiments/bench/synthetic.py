@@ -25,7 +25,7 @@ class SyntheticImageTask(SimCLRTask):
   """SimCLR's model, loss and bank rows on random images, with no input pipeline (no TensorFlow).
 
   For timing the training loop on any machine (the accelerator machines have no TensorFlow): item i is a
-  fixed random uint8 image; its two views are the image and its mirror, scaled to [-1, 1] on the host.
+  fixed random uint8 image; its two views are the image and its mirror, sent as uint8 like SimCLR's.
   ``evaluate`` measures nothing (returns {}).
   """
 
@@ -36,6 +36,7 @@ class SyntheticImageTask(SimCLRTask):
     self.bank_dim = 2 * config.model.projection_dim
     self.num_examples = num_examples
     self.pretrain_labels = None
+    self.pixel_mean, self.pixel_std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
     self._images = np.random.default_rng(seed).integers(
         0, 256, (num_examples, image_size, image_size, 3), dtype=np.uint8)
 
@@ -53,7 +54,7 @@ class SyntheticImageTask(SimCLRTask):
     columns = slice(jax.process_index() * local, (jax.process_index() + 1) * local)
     for row in batches[start_batch:]:
       index = row[columns].astype(np.int32)
-      view = self._images[index].astype(np.float32) * (2.0 / 255.0) - 1.0
+      view = self._images[index]
       yield {"inputs": {"view1": view, "view2": view[:, :, ::-1]}, "index": index}
 
   def evaluate(self, encode, *, final):

@@ -27,6 +27,7 @@ import tempfile
 import jax
 import numpy as np
 from absl import app
+from absl import logging
 from absl import flags
 from ml_collections import config_flags
 
@@ -37,7 +38,7 @@ _CONFIG = config_flags.DEFINE_config_file(
     "config", "experiments/configs/simclr_digits.py", "Model, loss, optimiser and sampler settings.",
     lock_config=True)
 _N = flags.DEFINE_integer("n", 12_800, "Synthetic items N.")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 32, "Synthetic image side (pixels).")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 16, "Synthetic image side (pixels).")
 _EPOCHS = flags.DEFINE_integer("epochs", 3, "Epochs per run; the first is the uniform warm-up.")
 _REFRESH = flags.DEFINE_integer("refresh_steps", 100, "Steps per sampler window (ProSampler's t).")
 _SAMPLERS = flags.DEFINE_list("samplers", ["uniform", "proximity"], "Samplers to time, in order.")
@@ -70,6 +71,7 @@ def run_once(sampler: str) -> dict:
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # the JSON is the output; library INFO lines would bury it
   best: dict[str, dict] = {}
   for _ in range(_REPEATS.value):
     for name in _SAMPLERS.value:

@@ -13,6 +13,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.task = "simclr"
   config.dataset = "digits"
   config.data_dir = ""            # tfds data_dir; "" means tfds' default (~/tensorflow_datasets)
+  config.data_reader = "memory"   # memory | random_access (ImageNet: ArrayRecord files read by index)
   config.seed = 0
   config.num_epochs = 100
   config.batch_size = 256         # global batch B (split over all devices)

@@ -1,4 +1,4 @@
-"""Image data for the SimCLR trainer: in-memory sources, SimCLR augmentations, tf.data pipelines.
+"""Image data for the SimCLR trainer: sources read by index, SimCLR augmentations, tf.data pipelines.
 
 The only package that imports TensorFlow / tensorflow_datasets; importing it costs the TF import.
 """
@@ -10,6 +10,7 @@ from prosampler_jax.data.images import DATASETS
 from prosampler_jax.data.images import DatasetNotFoundError
 from prosampler_jax.data.images import IMAGENET100_WNIDS
 from prosampler_jax.data.images import ImageSource
+from prosampler_jax.data.images import READERS
 from prosampler_jax.data.images import SPLITS
 from prosampler_jax.data.images import hide_gpus_from_tensorflow
 from prosampler_jax.data.images import load_image_source
@@ -22,6 +23,7 @@ __all__ = [
     "DatasetNotFoundError",
     "IMAGENET100_WNIDS",
     "ImageSource",
+    "READERS",
     "SPLITS",
     "augment_config_for",
     "augment_image",

@@ -61,13 +61,13 @@ def augment_config_for(name: str) -> AugmentConfig:
   """Per-dataset defaults: SimCLR's CIFAR recipe (s = 0.5, no blur) unless said otherwise.
 
   digits: crops keep ≥ 50% (8×8 inputs), no flip (digits are not mirror-invariant), no grayscale (one
-  channel, so jitter is brightness/contrast only), small Gaussian noise. imagenet100: SimCLR's ImageNet
-  recipe (s = 1.0, blur with probability 0.5).
+  channel, so jitter is brightness/contrast only), small Gaussian noise. imagenet100, imagenet1k:
+  SimCLR's ImageNet recipe (s = 1.0, blur with probability 0.5).
   """
   _checks.check_choice("dataset", name, images_lib.DATASETS)
   if name == "digits":
     return AugmentConfig(crop_scale=(0.5, 1.0), flip=False, grayscale_prob=0.0, noise_std=0.05)
-  if name == "imagenet100":
+  if name in ("imagenet100", "imagenet1k"):
     return AugmentConfig(jitter_strength=1.0, blur_prob=0.5)
   return AugmentConfig()
 

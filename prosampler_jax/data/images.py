@@ -1,10 +1,12 @@
-"""In-memory image datasets for the SimCLR trainer: one ``ImageSource`` per (dataset, split).
+"""Image datasets for the SimCLR trainer: one ``ImageSource`` per (dataset, split), readable by index.
 
-The contrastive pipeline reads items by index (the sampler decides which items share a batch), so each
-split is loaded once into host memory as a NumPy array: decoded ``uint8`` pixels for the small datasets,
-encoded JPEG bytes for ImageNet-100. tfds is always read with ``download=False``: with no network a
-download attempt hangs for minutes (DESIGN §6), so a missing dataset fails at once with one message
-saying how to get it.
+The contrastive pipeline reads items by index (the sampler decides which items share a batch). With
+``reader="memory"`` a split is loaded once into host memory as a NumPy array: decoded ``uint8`` pixels
+for the small datasets, encoded JPEG bytes for ImageNet-100 (~14 GB). With ``reader="random_access"``
+the ImageNet sets are read by index from their ArrayRecord files (``records.RecordImages``): host memory
+no longer grows with the dataset, as ImageNet-1k (~140 GB of JPEGs) needs. tfds is always read with
+``download=False``: with no network a download attempt hangs for minutes (DESIGN §6), so a missing
+dataset fails at once with one message saying how to get it.
 """
 
 from __future__ import annotations
@@ -17,9 +19,14 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from prosampler_jax import _checks
+from prosampler_jax.data import records
 
-DATASETS = ("digits", "cifar10", "cifar100", "stl10", "imagenet100")
+DATASETS = ("digits", "cifar10", "cifar100", "stl10", "imagenet100", "imagenet1k")
 SPLITS = ("pretrain", "train", "test")
+# How a split is read: all of it into host memory, or item by item from ArrayRecord files on demand.
+READERS = ("memory", "random_access")
+RANDOM_ACCESS_DATASETS = ("imagenet100", "imagenet1k")  # tfds imagenet2012: encoded JPEGs
+_MEMORY_LIMITED = ("imagenet1k",)  # ~140 GB of JPEGs: never loaded whole
 
 # The 100-class ImageNet subset of CMC (Tian, Krishnan & Isola, "Contrastive Multiview Coding", 2019),
 # as listed in the authors' file imagenet100.txt (github.com/HobbitLong/CMC); order as listed there.
@@ -55,6 +62,7 @@ _TFDS_SPLITS = {
     "cifar100": {"pretrain": "train", "train": "train", "test": "test"},
     "stl10": {"pretrain": "train+unlabelled", "train": "train", "test": "test"},
     "imagenet100": {"pretrain": "train", "train": "train", "test": "validation"},
+    "imagenet1k": {"pretrain": "train", "train": "train", "test": "validation"},
 }
 _LOAD_BATCH = 1024  # examples per tf.data batch while copying a split into NumPy
 
@@ -67,8 +75,8 @@ class DatasetNotFoundError(FileNotFoundError):
 class ImageSource:
   """One split of an image dataset held in host memory, indexable by the sampler's item ids.
 
-  ``images`` is either decoded ``uint8 [N, H, W, C]`` or an object array ``[N]`` of encoded JPEG/PNG
-  bytes; ``image_shape`` is the model input (after crop/resize); ``mean``/``std`` normalise pixels in
+  ``images`` is either decoded ``uint8 [N, H, W, C]``, an object array ``[N]`` of encoded JPEG/PNG
+  bytes, or a ``records.RecordImages`` that reads such bytes by index from disk; ``image_shape`` is the model input (after crop/resize); ``mean``/``std`` normalise pixels in
   [0, 1] per channel. ``labels`` is ``int32 [N]`` with -1 for unlabeled items.
   """
 
@@ -121,24 +129,38 @@ def hide_gpus_from_tensorflow() -> None:
                     "before any other TensorFlow work.", e)
 
 
-def load_image_source(name: str, split: str, *, data_dir: str | None = None,
-                      seed: int = 0) -> ImageSource:
-  """Loads ``split`` ("pretrain", "train" or "test") of dataset ``name`` fully into host memory.
+def load_image_source(name: str, split: str, *, data_dir: str | None = None, seed: int = 0,
+                      reader: str = "memory") -> ImageSource:
+  """Loads ``split`` ("pretrain", "train" or "test") of dataset ``name``.
 
   ``data_dir`` is the tfds data directory (None: tfds' default); ``seed`` only fixes the digits
-  train/test split. Raises ``DatasetNotFoundError`` when a tfds dataset is not prepared there.
+  train/test split; ``reader`` (one of ``READERS``) holds the split in host memory or reads it by index
+  from its ArrayRecord files (``RANDOM_ACCESS_DATASETS`` only). Raises ``DatasetNotFoundError`` when a
+  tfds dataset is not prepared there.
   """
   _checks.check_choice("dataset", name, DATASETS)
   _checks.check_choice("split", split, SPLITS)
+  _checks.check_choice("config.data_reader", reader, READERS)
   seed = _checks.check_int("seed", seed, low=0, high=2**32 - 1)
+  if reader == "random_access" and name not in RANDOM_ACCESS_DATASETS:
+    raise ValueError(f"config.data_reader='random_access' is not available for config.dataset={name!r}"
+                     f" (it fits in memory); allowed: 'memory', or a dataset among "
+                     f"{', '.join(map(repr, RANDOM_ACCESS_DATASETS))}.")
+  if reader == "memory" and name in _MEMORY_LIMITED:
+    raise ValueError(f"config.data_reader='memory' cannot hold config.dataset={name!r} (~140 GB of "
+                     "JPEGs) in host memory; allowed: config.data_reader='random_access' (ArrayRecord "
+                     "files read by index).")
   hide_gpus_from_tensorflow()
   if name == "digits":
     return _load_digits(split, seed)
   tfds_split = _TFDS_SPLITS[name][split]
-  if name == "imagenet100":
-    images, labels = _load_imagenet100(tfds_split, data_dir)
+  if name in RANDOM_ACCESS_DATASETS:
+    classes = IMAGENET100_WNIDS if name == "imagenet100" else None
+    load = _open_imagenet if reader == "random_access" else _load_imagenet
+    images, labels = load(name, tfds_split, data_dir, classes)
     mean, std = _IMAGENET_STATS
-    return ImageSource(name, images, labels, 100, (224, 224, 3), mean, std)
+    num_classes = len(classes) if classes else 1000
+    return ImageSource(name, images, labels, num_classes, (224, 224, 3), mean, std)
   images, labels = _load_decoded(name, tfds_split, data_dir)
   mean, std = {"cifar10": _CIFAR10_STATS, "cifar100": _CIFAR100_STATS, "stl10": _STL10_STATS}[name]
   num_classes = 100 if name == "cifar100" else 10
@@ -171,6 +193,10 @@ def _as_dataset(name: str, tfds_name: str, split: str, data_dir: str | None,
   except AssertionError as e:  # tfds' "could not find data in <data_dir>" when not prepared.
     raise DatasetNotFoundError(
         _not_found_message(name, tfds_name, split, data_dir, builder.data_dir)) from e
+  except NotImplementedError as e:  # prepared as ArrayRecord, which tf.data cannot read
+    raise ValueError(f"tfds {tfds_name!r} under {builder.data_dir} is stored as ArrayRecord files, "
+                     "which are read by index; allowed: config.data_reader='random_access' (for "
+                     f"{', '.join(RANDOM_ACCESS_DATASETS)}).") from e
 
 
 def _not_found_message(name: str, tfds_name: str, split: str, data_dir: str | None,
@@ -209,15 +235,24 @@ def _load_decoded(tfds_name: str, split: str, data_dir: str | None) -> tuple[np.
   return images[:position], labels[:position]
 
 
-def _load_imagenet100(split: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
-  """The ImageNet-100 classes of tfds ``imagenet2012`` as encoded JPEG bytes, relabelled 0..99."""
-  ds = _as_dataset("imagenet100", "imagenet2012", split, data_dir,
-                   decoders={"image": tfds.decode.SkipDecoding()})
+def _imagenet_relabel(data_dir: str | None, classes: tuple[str, ...] | None) -> np.ndarray:
+  """tfds imagenet2012 label → our label: 0..len(classes)-1 in sorted-WordNet-id order, -1 if dropped
+  (``classes`` None: all 1,000, unchanged)."""
   names = tfds.builder("imagenet2012", data_dir=data_dir).info.features["label"].names
-  tfds_ids = np.sort([names.index(wnid) for wnid in IMAGENET100_WNIDS])
+  if classes is None:
+    return np.arange(len(names), dtype=np.int32)
+  tfds_ids = np.sort([names.index(wnid) for wnid in classes])
   relabel = np.full(len(names), -1, np.int32)
   relabel[tfds_ids] = np.arange(len(tfds_ids), dtype=np.int32)
-  relabel_table = tf.constant(relabel)
+  return relabel
+
+
+def _load_imagenet(name: str, split: str, data_dir: str | None,
+                   classes: tuple[str, ...] | None) -> tuple[np.ndarray, np.ndarray]:
+  """The ``classes`` of tfds ``imagenet2012`` (None: all) as encoded JPEG bytes in host memory."""
+  ds = _as_dataset(name, "imagenet2012", split, data_dir,
+                   decoders={"image": tfds.decode.SkipDecoding()})
+  relabel_table = tf.constant(_imagenet_relabel(data_dir, classes))
   ds = ds.map(lambda ex: (ex["image"], tf.gather(relabel_table, ex["label"])))
   ds = ds.filter(lambda image, label: label >= 0).batch(_LOAD_BATCH).prefetch(2)
   images, labels = [], []
@@ -227,3 +262,18 @@ def _load_imagenet100(split: str, data_dir: str | None) -> tuple[np.ndarray, np.
   if not images:
     return np.empty((0,), object), np.empty((0,), np.int32)
   return np.concatenate(images).astype(object), np.concatenate(labels).astype(np.int32)
+
+
+def _open_imagenet(name: str, split: str, data_dir: str | None,
+                   classes: tuple[str, ...] | None) -> tuple[records.RecordImages, np.ndarray]:
+  """The ``classes`` of tfds ``imagenet2012`` (None: all), read by index from its ArrayRecord files;
+  only the labels (int32, 4 bytes per item) are held in memory."""
+  try:
+    images = records.RecordImages.open("imagenet2012", split, data_dir)
+  except FileNotFoundError as e:
+    builder = tfds.builder("imagenet2012", data_dir=data_dir)
+    raise DatasetNotFoundError(
+        _not_found_message(name, "imagenet2012", split, data_dir, builder.data_dir)) from e
+  labels = _imagenet_relabel(data_dir, classes)[images.labels()]
+  keep = np.flatnonzero(labels >= 0)
+  return (images if keep.size == len(images) else images.subset(keep)), labels[keep].astype(np.int32)

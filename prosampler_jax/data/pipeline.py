@@ -1,8 +1,8 @@
 """tf.data pipelines built from the sampler's index array (one per refresh window) and for evaluation.
 
-Images stay in the source's NumPy array: each batch row is gathered with one ``tf.numpy_function``
-call, so no copy of the dataset enters the TF graph (a captured multi-GB tensor would be copied on
-every pipeline build, and a graph constant is limited to 2 GB). Augmentation seeds are a pure function
+Images stay in the source (a NumPy array, or ArrayRecord files read by index): each batch row is gathered
+with one ``tf.numpy_function`` call, so no copy of the dataset enters the TF graph (a captured multi-GB
+tensor would be copied on every pipeline build, and a graph constant is limited to 2 GB). Augmentation seeds are a pure function
 of (seed, window, row, column, view), so ``start_batch=k`` reproduces elements k, k+1, … exactly.
 """
 
@@ -24,8 +24,9 @@ def pretrain_dataset(source: images_lib.ImageSource, batches, *, seed: int, wind
                      process_count: int = 1, start_batch: int = 0) -> tf.data.Dataset:
   """Two augmented views of every item of ``batches`` (int ``[num_batches, B]``), batch by batch.
 
-  Yields ``{"view1", "view2": float32 [B_local, H, W, C] normalised, "index": int32 [B_local]}`` in the
-  order of ``batches``; this process takes columns ``[process_index·B_local, (process_index+1)·B_local)``
+  Yields ``{"view1", "view2": uint8 [B_local, H, W, C], "index": int32 [B_local]}`` in the order of
+  ``batches`` (views stay uint8, a quarter of float32's bytes to copy to the device; the task normalises
+  them there with the source's ``mean``/``std``); this process takes columns ``[process_index·B_local, (process_index+1)·B_local)``
   with ``B_local = B / process_count``; elements start at row ``start_batch`` (resume mid-window).
   """
   if not isinstance(source, images_lib.ImageSource):
@@ -41,7 +42,6 @@ def pretrain_dataset(source: images_lib.ImageSource, batches, *, seed: int, wind
   local_size = len(columns)
   rows = np.arange(start_batch, len(batches), dtype=np.int64)
   height, width, channels = source.image_shape
-  mean, std = _normalizer(source)
   base_seed = tf.constant([seed, window], tf.int64)
 
   def gather_row(row, index):
@@ -58,8 +58,8 @@ def pretrain_dataset(source: images_lib.ImageSource, batches, *, seed: int, wind
     views = [augment_lib.augment_image(image, fold(item_seed, tf.constant(view, tf.int64)),
                                        config=augment, out_size=(height, width))
              for view in (0, 1)]
-    return {"view1": (views[0] - mean) / std, "view2": (views[1] - mean) / std,
-            "index": example["index"]}
+    to_uint8 = lambda view: tf.image.convert_image_dtype(view, tf.uint8, saturate=True)
+    return {"view1": to_uint8(views[0]), "view2": to_uint8(views[1]), "index": example["index"]}
 
   ds = tf.data.Dataset.from_tensor_slices((rows, batches[start_batch:, columns]))
   ds = ds.map(gather_row, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -177,7 +177,8 @@ def _check_batches(batches, num_items: int) -> np.ndarray:
 
 
 def _gather(source: images_lib.ImageSource, index: tf.Tensor, count: int) -> tf.Tensor:
-  """``source.images[index]`` read from host memory by NumPy (no copy of the dataset into TF)."""
+  """``source.images[index]``, read by NumPy from memory or by the source's reader from disk (no copy
+  of the dataset into TF)."""
   take = lambda i: source.images[i]
   if source.encoded:
     return tf.ensure_shape(tf.numpy_function(take, [index], tf.string, stateful=False), (count,))

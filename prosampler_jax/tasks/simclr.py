@@ -49,8 +49,9 @@ class SimCLRTask:
     self.bank_dim = 2 * _checks.check_int("config.model.projection_dim", config.model.projection_dim,
                                           low=1)
 
+    _checks.check_choice("config.data_reader", config.data_reader, data.READERS)
     load = lambda split: data.load_image_source(config.dataset, split, data_dir=config.data_dir or None,
-                                                seed=config.seed)
+                                                seed=config.seed, reader=config.data_reader)
     pretrain = load("pretrain")
     labels = np.asarray(pretrain.labels)
     # Fully labeled pre-training data is the labeled train split itself (all but STL-10): load it once.
@@ -59,6 +60,7 @@ class SimCLRTask:
                      "test": load("test")}
     self.num_examples = len(pretrain)
     self.pretrain_labels = labels if fully_labeled else None
+    self.pixel_mean, self.pixel_std = pretrain.mean, pretrain.std  # per channel, pixels in [0, 1]
 
   # -- data ------------------------------------------------------------------------------------------
 
@@ -97,12 +99,15 @@ class SimCLRTask:
   def forward(self, model: nnx.Module, inputs: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
     """Both views in one pass, so BatchNorm normalises over all 2B images; returns (z1, z2).
 
-    The views are stacked per item ([B, 2, ...] → [2B, ...]): each device's rows stay on that device,
-    so no image moves between devices.
+    The uint8 views are normalised here, on the device (per-channel mean and std of [0, 1] pixels). They
+    are stacked per item ([B, 2, ...] → [2B, ...]): each device's rows stay on that device, so no image
+    moves between devices.
     """
     view1, view2 = inputs["view1"], inputs["view2"]
     batch = view1.shape[0]
     x = jnp.stack([view1, view2], axis=1).reshape(2 * batch, *view1.shape[1:])
+    mean, std = (jnp.asarray(v, jnp.float32) for v in (self.pixel_mean, self.pixel_std))
+    x = (x.astype(jnp.float32) * (1.0 / 255.0) - mean) / std
     _, projections = model(x)
     projections = projections.reshape(batch, 2, -1)
     return projections[:, 0], projections[:, 1]
