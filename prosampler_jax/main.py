@@ -7,6 +7,9 @@ Several processes (one per host, each seeing its local accelerators) run the sam
 ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``, or under SLURM / Open MPI, which
 JAX detects by itself (``prosampler_jax/distributed.py``).
 
+The terminal shows a progress bar (loss, latest monitor metric) and warnings; every INFO line goes to
+``WORKDIR/train.log``.
+
 Exit status: 0 finished, 1 an error, 130 interrupted by Ctrl-C, 143 preempted by SIGTERM — in the last
 two cases after saving the last finished step, so rerunning the same command resumes.
 """
@@ -19,6 +22,7 @@ from ml_collections import config_flags
 
 from prosampler_jax import distributed
 from prosampler_jax import lifecycle
+from prosampler_jax import run_log
 from prosampler_jax import train
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, TensorBoard events and "
@@ -36,13 +40,15 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  logging.info("JAX process %d/%d, local devices: %s", jax.process_index(), jax.process_count(),
-               jax.local_devices())
-  try:
-    results = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except KeyboardInterrupt as interrupt:
-    logging.warning("Interrupted: %s", interrupt)
-    return lifecycle.EXIT_INTERRUPTED
+  with run_log.to_file(_WORKDIR.value, process_index=jax.process_index()) as log_path:
+    logging.info("JAX process %d/%d, local devices: %s", jax.process_index(), jax.process_count(),
+                 jax.local_devices())
+    print(f"Logging to {log_path} (warnings also here).", flush=True)
+    try:
+      results = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    except KeyboardInterrupt as interrupt:
+      logging.warning("Interrupted: %s", interrupt)
+      return lifecycle.EXIT_INTERRUPTED
   if results.get("stop_reason") == "preempted":
     return lifecycle.EXIT_PREEMPTED
   return 0

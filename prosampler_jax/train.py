@@ -339,9 +339,13 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
   def evaluate(final: bool) -> dict[str, float]:
     return {k: float(v) for k, v in task.evaluate(encoder(state), final=final).items()}
 
+  shown: dict[str, str] = {}  # the progress bar's figures: the loss and the latest monitor metrics
+
   def monitor_evaluation(step_now: int, label: str) -> dict[str, float]:
     monitor.check()  # never evaluate a diverged model
     metrics = evaluate(final=False)
+    shown.update({k: f"{v:.4f}" for k, v in list(metrics.items())[:2]})
+    progress.set_postfix(shown)
     best_model.offer(step_now, metrics, state, history)
     writer.scalars(step_now, {f"eval/{k}": v for k, v in metrics.items()})
     logging.info("%s | %s", label, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
@@ -396,6 +400,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
                                 "train/steps_per_second": rate})
           logging.info("step %d/%d | epoch %d | loss %.4f | %.1f steps/s", step, total_steps,
                        (step - 1) // steps_per_epoch, loss, rate)
+          shown["loss"] = f"{loss:.4f}"
+          progress.set_postfix(shown, refresh=False)
         epoch_end = step % steps_per_epoch == 0
         if epoch_end:
           jax.block_until_ready(state.step)

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -20,6 +21,7 @@ import tiny_tasks
 from prosampler_jax import checkpoint
 from prosampler_jax import divergence
 from prosampler_jax import lifecycle
+from prosampler_jax import run_log
 from prosampler_jax import train
 from test_lifecycle import _holder
 
@@ -135,13 +137,16 @@ def _launch(workdir, *overrides):
   return subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for(process, text):
-  lines = []
-  for line in process.stderr:
-    lines.append(line)
-    if text in line:
-      return lines
-  raise AssertionError(f"{text!r} never appeared:\n{''.join(lines[-30:])}")
+def _wait_for(workdir, text, timeout=300):
+  """Waits until the run's log file (INFO lines go there, not to the terminal) holds ``text``."""
+  path = os.path.join(workdir, run_log.LOG_FILE)
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if os.path.exists(path) and text in open(path, encoding="utf-8").read():
+      return
+    time.sleep(0.2)
+  tail = open(path, encoding="utf-8").read()[-3000:] if os.path.exists(path) else "(no log file)"
+  raise AssertionError(f"{text!r} never appeared in {path}:\n{tail}")
 
 
 def test_b4_exit_statuses_sigterm_and_ctrl_c_save_and_an_error_in_warm_up_joins_its_threads(tmp_path):
@@ -151,7 +156,7 @@ def test_b4_exit_statuses_sigterm_and_ctrl_c_save_and_an_error_in_warm_up_joins_
                     "--config.sampler.warmup_epochs=5")
   runs = {signal.SIGTERM: _launch(tmp_path / "term"), signal.SIGINT: _launch(tmp_path / "int")}
   for signum, process in runs.items():
-    _wait_for(process, "step 8/5000")  # inside the warm-up epoch... and a few steps on
+    _wait_for(tmp_path / {signal.SIGTERM: "term", signal.SIGINT: "int"}[signum], "step 8/5000")
     process.send_signal(signum)
   for signum, process in runs.items():
     log = process.stderr.read()

@@ -1,0 +1,114 @@
+"""The sweep runner as a library: grid points, their configs and run directories, and running them.
+
+Used by ``sweep.py`` (the command line) and ``experiments/compare_samplers.py``; it defines no flags.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import os
+import shlex
+import sys
+
+import ml_collections
+import tqdm
+
+from experiments.ablations import sweeps
+from prosampler_jax import run_log
+
+
+def config_key(axis: str) -> str:
+  """The config key of an axis (a short name of ``sweeps.AXES`` or a dotted key)."""
+  return sweeps.AXES.get(axis, axis)
+
+
+def expand(grid: list[dict], seeds: list[int]) -> list[dict]:
+  """Every point of the grid (a list of sub-grids, each a Cartesian product) for every seed."""
+  points = []
+  for sub_grid in grid:
+    names = list(sub_grid)
+    for values in itertools.product(*(sub_grid[n] for n in names)):
+      for seed in seeds:
+        point = {**dict(zip(names, values)), "seed": seed}
+        if point not in points:
+          points.append(point)
+  return points
+
+
+def run_name(point: dict) -> str:
+  """The run's directory name: ``axis=value`` pairs in grid order, the seed last."""
+  return ",".join(f"{k}={v}" for k, v in point.items())
+
+
+def make_config(base: ml_collections.ConfigDict, overrides: dict, point: dict
+                ) -> ml_collections.ConfigDict:
+  """The base config with the sweep's overrides and the point's values (each key must exist)."""
+  config = base.copy_and_resolve_references()
+  config.lock()  # as on the command line: a misspelt key fails instead of adding one
+  for key, value in {**overrides, **{config_key(k): v for k, v in point.items()}}.items():
+    try:
+      config.update_from_flattened_dict({key: value})
+    except KeyError as e:
+      raise ValueError(f"axis or override {key!r} is not a config key; allowed: the short names "
+                       f"{', '.join(sweeps.AXES)} or an existing dotted key.") from e
+  return config
+
+
+def load_config(path: str) -> ml_collections.ConfigDict:
+  """``get_config()`` of a config file (as ``--config`` of the training entry point reads it)."""
+  if not os.path.isfile(path):
+    raise ValueError(f"config file {path!r} not found; allowed: a path like "
+                         "experiments/configs/simclr_digits.py.")
+  module_spec = importlib.util.spec_from_file_location("sweep_base_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def parse_value(text: str):
+  """A command-line value as the config wants it: int, float, bool, None, or the string."""
+  for kind in (int, float):
+    try:
+      return kind(text)
+    except ValueError:
+      pass
+  return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def launch_command(spec: dict, point: dict, workdir: str) -> str:
+  """One ``prosampler_jax.main`` command line for a run (what a cluster job executes)."""
+  values = {**spec.get("overrides", {}), **{config_key(k): v for k, v in point.items()}}
+  args = [sys.executable, "-m", "prosampler_jax.main", f"--config={spec['config']}",
+          f"--workdir={workdir}"] + [f"--config.{k}={v}" for k, v in values.items()]
+  return " ".join(shlex.quote(a) for a in args)
+
+
+def run_sweep(name: str, spec: dict, parent: str, *, print_commands: bool = False,
+              base: ml_collections.ConfigDict | None = None) -> list[str]:
+  """Runs (or prints) every unfinished run of the sweep; returns the run directories.
+
+  ``base``: the base config itself (e.g. with command-line overrides); None loads ``spec["config"]``.
+  """
+  from prosampler_jax import train  # pylint: disable=g-import-not-at-top  (only runs need the loop)
+  root = os.path.join(parent, name)
+  os.makedirs(root, exist_ok=True)
+  points = expand(spec["grid"], spec["seeds"])
+  base = load_config(spec["config"]) if base is None else base
+  configs = [make_config(base, spec.get("overrides", {}), p) for p in points]  # every point checked first
+  with open(os.path.join(root, "sweep.json"), "w") as f:
+    json.dump({"name": name, **spec, "runs": [run_name(p) for p in points]}, f, indent=2)
+  dirs = [os.path.join(root, run_name(p)) for p in points]
+  todo = [i for i, d in enumerate(dirs) if not os.path.exists(os.path.join(d, "results.json"))]
+  if print_commands:
+    for i in todo:
+      print(launch_command(spec, points[i], dirs[i]))
+    return dirs
+  bar = tqdm.tqdm(todo, desc=f"sweep {name}", unit="run", initial=len(dirs) - len(todo),
+                  total=len(dirs), position=0)
+  for i in bar:
+    bar.set_postfix_str(run_name(points[i]))
+    with run_log.to_file(dirs[i]):
+      train.train_and_evaluate(configs[i], dirs[i])
+  return dirs

@@ -1,0 +1,222 @@
+"""Tables and plots of a sweep: mean ± std over seeds, and the papers' analyses as PNG figures.
+
+  python -m experiments.ablations.summarize --sweep_dir=runs/ablations/offline_digits
+
+Writes ``summary.md`` and ``summary.csv`` (one row per grid point: each column's mean, std and number of
+seeds) and, for each numeric axis the sweep varies (M, α, K, B, t, quantile), ``<metric>_vs_<axis>.png``
+for the sweep's metric, batch hardness (``mean_neg_cos``) and the false-negative rate: the mean over seeds
+with a ±1 std band, one line per value of the other axes, uniform batches as a dashed reference. When
+the sweep varies the sampler, ``samplers.png`` shows every sampler side by side (the kNN sampler below
+uniform where the paper finds it). The notebook uses ``load_runs`` and ``summary_rows`` too.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+from absl import app
+from absl import flags
+
+from experiments.ablations import runner
+
+_SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "A sweep's directory (holds sweep.json).")
+
+STATS = ("mean_neg_cos", "false_negative_rate")  # batch hardness and wrong negatives
+NUMERIC_AXES = ("M", "alpha", "K", "B", "t", "quantile")
+_AXIS_LABELS = {"M": "candidates M", "alpha": "restart probability α", "K": "neighbours K",
+                "B": "batch size B", "t": "refresh interval t (steps)", "quantile": "TBS quantile"}
+
+
+def load_runs(sweep_dir: str) -> tuple[dict, list[dict]]:
+  """(the sweep's definition, one record per finished run: the point's axes + its figures)."""
+  path = os.path.join(sweep_dir, "sweep.json")
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path} not found: --sweep_dir must be a directory written by "
+                            "experiments.ablations.sweep.")
+  with open(path) as f:
+    spec = json.load(f)
+  runs = []
+  for name in spec["runs"]:
+    results_path = os.path.join(sweep_dir, name, "results.json")
+    if not os.path.isfile(results_path):
+      continue  # not finished (yet)
+    with open(results_path) as f:
+      result = json.load(f)
+    point = {}
+    for item in name.split(","):
+      key, _, value = item.partition("=")
+      point[key] = runner.parse_value(value)
+    stats = result.get("batch_stats") or {}
+    figures = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    refreshes = [h for h in result.get("history", []) if h.get("event") == "refresh"]
+    freshness = {  # over every refresh after warm-up: the smallest written share, the mean row age
+        "min_bank_written": min((h["bank_written_fraction"] for h in refreshes), default=None),
+        "bank_staleness": (float(np.mean([h["bank_staleness_steps"] for h in refreshes]))
+                           if refreshes else None)}
+    epochs = [h for h in result.get("history", []) if h.get("event") == "epoch"]
+    runs.append({"point": point, **figures, **{k: stats.get(k) for k in STATS}, **freshness,
+                 "epochs": epochs})
+  return spec, runs
+
+
+def metric_of(spec: dict, runs: list[dict]) -> str:
+  """The sweep's headline metric (its definition's, else the first task metric the runs have)."""
+  if spec.get("metric"):
+    return spec["metric"]
+  for candidate in ("knn_accuracy", "linear_accuracy", "average", "stsb", "svm_acc"):
+    if runs and candidate in runs[0]:
+      return candidate
+  raise ValueError("the sweep names no metric and its runs have none of the known ones.")
+
+
+def summary_rows(runs: list[dict], columns: tuple[str, ...]) -> list[dict]:
+  """One row per grid point (seeds pooled): the axes, then ``column: (mean, std, n)`` per column."""
+  groups: dict[tuple, list[dict]] = {}
+  for run in runs:
+    key = tuple((k, v) for k, v in run["point"].items() if k != "seed")
+    groups.setdefault(key, []).append(run)
+  rows = []
+  for key, members in groups.items():
+    row = {"axes": dict(key), "seeds": len(members)}
+    for column in columns:
+      values = [m[column] for m in members if m.get(column) is not None]
+      row[column] = ((float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                      len(values)) if values else None)
+    rows.append(row)
+  return rows
+
+
+def markdown_table(rows: list[dict], columns: tuple[str, ...]) -> str:
+  """A Markdown table: axes, seeds, then mean ± std per column."""
+  axes = list(dict.fromkeys(k for row in rows for k in row["axes"]))
+  cell = lambda v: "–" if v is None else f"{v[0]:.4f} ± {v[1]:.4f}"
+  lines = ["| " + " | ".join(axes + ["seeds", *columns]) + " |",
+           "|" + "---|" * (len(axes) + 1 + len(columns))]
+  for row in rows:
+    lines.append("| " + " | ".join([str(row["axes"].get(a, "")) for a in axes] + [str(row["seeds"])]
+                                   + [cell(row[c]) for c in columns]) + " |")
+  return "\n".join(lines)
+
+
+def write_csv(rows: list[dict], columns: tuple[str, ...], path: str) -> None:
+  axes = list(dict.fromkeys(k for row in rows for k in row["axes"]))
+  with open(path, "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(axes + ["seeds"] + [f"{c}_{s}" for c in columns for s in ("mean", "std")])
+    for row in rows:
+      writer.writerow([row["axes"].get(a, "") for a in axes] + [row["seeds"]] +
+                      [x for c in columns for x in ((row[c][0], row[c][1]) if row[c] else ("", ""))])
+
+
+def plot_axis(rows: list[dict], axis: str, column: str, path: str, title: str) -> bool:
+  """``column`` against numeric ``axis``: mean with a ±1 std band per line; False if nothing to plot."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  lines: dict[tuple, list[tuple[float, float, float]]] = {}
+  baselines = []
+  for row in rows:
+    if row[column] is None:
+      continue
+    if axis in row["axes"]:
+      rest = tuple((k, v) for k, v in row["axes"].items() if k != axis)
+      lines.setdefault(rest, []).append((row["axes"][axis], *row[column][:2]))
+    elif row["axes"].get("sampler") == "uniform":
+      baselines.append(row[column])
+  if not lines or all(len(points) < 2 for points in lines.values()):
+    return False
+  fig, ax = plt.subplots(figsize=(5.5, 3.8))
+  for rest, points in sorted(lines.items(), key=lambda item: str(item[0])):
+    x, mean, std = (np.array(v, float) for v in zip(*sorted(points)))
+    label = ", ".join(f"{k}={v}" for k, v in rest) or column
+    ax.plot(x, mean, marker="o", label=label)
+    ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+  for mean, std, _ in baselines:
+    ax.axhline(mean, color="gray", linestyle="--", label=f"uniform ({mean:.3f} ± {std:.3f})")
+  if axis == "M" and max(v[0] for pts in lines.values() for v in pts) / max(
+      1e-9, min(v[0] for pts in lines.values() for v in pts)) >= 20:
+    ax.set_xscale("log")
+  ax.set_xlabel(_AXIS_LABELS.get(axis, axis))
+  ax.set_ylabel(column)
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return True
+
+
+def plot_samplers(rows: list[dict], column: str, path: str, title: str) -> bool:
+  """Every sampler's ``column`` (rows whose only axis is the sampler) as bars with ±1 std."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  bars = [(row["axes"]["sampler"], *row[column][:2]) for row in rows
+          if set(row["axes"]) == {"sampler"} and row[column] is not None]
+  if len(bars) < 2:
+    return False
+  names, means, stds = zip(*bars)
+  fig, ax = plt.subplots(figsize=(5, 3.5))
+  ax.bar(names, means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
+  low = min(m - s for m, s in zip(means, stds))
+  high = max(m + s for m, s in zip(means, stds))
+  margin = max(1e-3, 0.15 * (high - low))
+  ax.set_ylim(low - margin, high + margin)
+  ax.set_ylabel(column)
+  ax.set_title(title)
+  ax.grid(alpha=0.3, axis="y")
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return True
+
+
+def summarize(sweep_dir: str, columns: tuple[str, ...] | None = None) -> dict:
+  """Writes the tables and plots of ``sweep_dir``; returns ``{"metric", "rows", "markdown", "plots"}``.
+
+  ``columns``: the table's columns (default: the sweep's metric, then ``STATS``); the plots always show
+  the metric and ``STATS``.
+  """
+  spec, runs = load_runs(sweep_dir)
+  if not runs:
+    raise ValueError(f"no finished runs under {sweep_dir}; run experiments.ablations.sweep first.")
+  metric = metric_of(spec, runs)
+  plotted = (metric, *STATS)
+  columns = tuple(dict.fromkeys(columns or plotted))
+  rows = summary_rows(runs, tuple(dict.fromkeys(columns + plotted)))
+  markdown = markdown_table(rows, columns)
+  with open(os.path.join(sweep_dir, "summary.md"), "w") as f:
+    f.write(f"# {spec['name']}\n\n{spec.get('paper', '')}\n\n{markdown}\n")
+  write_csv(rows, columns, os.path.join(sweep_dir, "summary.csv"))
+  varied = [a for a in NUMERIC_AXES if any(a in r["axes"] for r in rows)]
+  plots = []
+  for axis in varied:
+    for column in plotted:
+      path = os.path.join(sweep_dir, f"{column}_vs_{axis}.png")
+      if plot_axis(rows, axis, column, path, f"{spec['name']}: {column} vs {axis}"):
+        plots.append(path)
+  if any("sampler" in r["axes"] for r in rows):
+    path = os.path.join(sweep_dir, "samplers.png")
+    if plot_samplers(rows, metric, path, f"{spec['name']}: {metric} per sampler"):
+      plots.append(path)
+  return {"metric": metric, "rows": rows, "markdown": markdown, "plots": plots,
+          "finished_runs": len(runs), "total_runs": len(spec["runs"])}
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if not _SWEEP_DIR.value:
+    raise app.UsageError("--sweep_dir is required (a directory written by experiments.ablations.sweep).")
+  summary = summarize(_SWEEP_DIR.value)
+  print(summary["markdown"])
+  print(f"\n{summary['finished_runs']}/{summary['total_runs']} runs finished; "
+        f"{len(summary['plots'])} plots and summary.md/.csv in {_SWEEP_DIR.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,129 @@
+"""Tests for the ablation sweep runner (runner.py), the summariser and the reproduction notebook: a real tiny sweep
+of SimCLR on digits (8 runs), resumed, printed as cluster commands, summarised, and the notebook executed
+headlessly on its results."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shlex
+
+import numpy as np
+import pytest
+
+from experiments.ablations import summarize
+from experiments.ablations import runner
+from experiments.ablations import sweeps
+
+pytestmark = pytest.mark.slow
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SPEC = {
+    "config": "experiments/configs/simclr_digits.py",
+    "overrides": {"num_epochs": 2, "batch_size": 256, "model.width": 8, "model.projection_dim": 16,
+                  "sampler.num_neighbors": 10, "eval.knn_k": 10, "eval.linear_epochs": 2,
+                  "checkpoint_steps": 100},
+    "grid": [{"sampler": ["uniform", "knn"]}, {"sampler": ["proximity"], "M": [20, 200]}],
+    "seeds": [0, 1],
+    "metric": "knn_accuracy",
+    "paper": "a tiny test sweep",
+}
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+  parent = str(tmp_path_factory.mktemp("ablations"))
+  os.chdir(REPO)  # config paths are relative to the repository
+  runner.run_sweep("tiny", SPEC, parent)
+  return os.path.join(parent, "tiny")
+
+
+def test_expand_and_names():
+  points = runner.expand(SPEC["grid"], [0, 1])
+  assert len(points) == 8 and points[0] == {"sampler": "uniform", "seed": 0}
+  assert runner.run_name(points[-1]) == "sampler=proximity,M=200,seed=1"
+  config = runner.make_config(runner.load_config(SPEC["config"]), SPEC["overrides"], points[-1])
+  assert (config.sampler.num_candidates, config.seed, config.num_epochs) == (200, 1, 2)
+  with pytest.raises(ValueError, match="axis or override 'sampler.bogus' is not a config key"):
+    runner.make_config(config, {}, {"sampler.bogus": 1})
+  assert set(sweeps.AXES) == {"sampler", "M", "alpha", "K", "B", "t", "loss", "quantile", "seed"}
+
+
+def test_every_ready_made_sweep_builds_valid_configs():
+  from prosampler_jax import run_config  # pylint: disable=g-import-not-at-top
+  for name, spec in sweeps.SWEEPS.items():
+    base = runner.load_config(os.path.join(REPO, spec["config"]))
+    for point in runner.expand(spec["grid"], spec["seeds"]):
+      run_config.validate(runner.make_config(base, spec.get("overrides", {}), point))
+
+
+def test_one_directory_per_run_and_a_rerun_skips_finished_runs(sweep_dir, monkeypatch):
+  names = json.load(open(os.path.join(sweep_dir, "sweep.json")))["runs"]
+  assert len(names) == 8
+  for name in names:
+    result = json.load(open(os.path.join(sweep_dir, name, "results.json")))
+    point = dict(item.split("=") for item in name.split(","))
+    assert result["sampler"] == point["sampler"] and result["config"]["seed"] == int(point["seed"])
+    if "M" in point:
+      assert result["config"]["sampler"]["num_candidates"] == int(point["M"])
+    assert os.path.getsize(os.path.join(sweep_dir, name, "train.log")) > 0  # INFO lines went there
+  from prosampler_jax import train  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(train, "train_and_evaluate", lambda *a, **k: pytest.fail("reran a finished run"))
+  runner.run_sweep("tiny", SPEC, os.path.dirname(sweep_dir))
+
+
+def test_print_commands_lists_the_unfinished_runs_as_launch_lines(sweep_dir, capsys, tmp_path):
+  parent = str(tmp_path)
+  os.makedirs(os.path.join(parent, "tiny", "sampler=knn,seed=1"))
+  for name in json.load(open(os.path.join(sweep_dir, "sweep.json")))["runs"]:
+    if name != "sampler=proximity,M=200,seed=1":
+      os.makedirs(os.path.join(parent, "tiny", name), exist_ok=True)
+      open(os.path.join(parent, "tiny", name, "results.json"), "w").write("{}")
+  runner.run_sweep("tiny", SPEC, parent, print_commands=True)
+  (line,) = capsys.readouterr().out.strip().splitlines()
+  args = shlex.split(line)
+  assert args[1:3] == ["-m", "prosampler_jax.main"] and "--config=experiments/configs/simclr_digits.py" in args
+  assert {"--config.sampler.name=proximity", "--config.sampler.num_candidates=200", "--config.seed=1",
+          "--config.num_epochs=2"} <= set(args)
+  assert f"--workdir={os.path.join(parent, 'tiny', 'sampler=proximity,M=200,seed=1')}" in args
+
+
+def test_summary_tables_are_mean_and_std_over_seeds_and_the_plots_exist(sweep_dir):
+  summary = summarize.summarize(sweep_dir)
+  assert summary["metric"] == "knn_accuracy" and summary["finished_runs"] == 8
+  knn = [json.load(open(os.path.join(sweep_dir, f"sampler=proximity,M=20,seed={s}", "results.json")))
+         ["knn_accuracy"] for s in (0, 1)]
+  (row,) = [r for r in summary["rows"] if r["axes"] == {"sampler": "proximity", "M": 20}]
+  assert row["seeds"] == 2
+  np.testing.assert_allclose(row["knn_accuracy"][:2], (np.mean(knn), np.std(knn, ddof=1)), rtol=1e-12)
+  assert f"| proximity | 20 | 2 | {np.mean(knn):.4f} ± {np.std(knn, ddof=1):.4f} |" in summary["markdown"]
+  with open(os.path.join(sweep_dir, "summary.csv")) as f:
+    table = list(csv.DictReader(f))
+  assert len(table) == 4 and {"sampler", "M", "seeds", "knn_accuracy_mean", "mean_neg_cos_std"} <= set(table[0])
+  names = {os.path.basename(p) for p in summary["plots"]}
+  assert names == {"knn_accuracy_vs_M.png", "mean_neg_cos_vs_M.png", "false_negative_rate_vs_M.png",
+                   "samplers.png"}
+  assert all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in summary["plots"])
+  # Harder batches with more candidates: the summary carries the statistic the plot shows.
+  hardness = {r["axes"].get("M"): r["mean_neg_cos"][0] for r in summary["rows"]
+              if r["axes"].get("sampler") == "proximity"}
+  assert hardness[200] > hardness[20]
+
+
+def test_the_notebook_runs_top_to_bottom_on_the_results(sweep_dir, tmp_path):
+  import nbclient  # pylint: disable=g-import-not-at-top
+  import nbformat  # pylint: disable=g-import-not-at-top
+  notebook = nbformat.read(os.path.join(REPO, "experiments", "notebooks", "reproduce.ipynb"), as_version=4)
+  os.environ["PROSAMPLER_RESULTS"] = os.path.dirname(sweep_dir)
+  os.environ["PROSAMPLER_ROOT"] = REPO
+  try:
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+  finally:
+    del os.environ["PROSAMPLER_RESULTS"], os.environ["PROSAMPLER_ROOT"]
+  outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+  assert not [o for o in outputs if o.output_type == "error"]
+  text = json.dumps([o.get("data", {}).get("text/markdown", o.get("text", "")) for o in outputs])
+  assert "1 sweep(s)" in text and "### tiny (8/8 runs)" in text and "| proximity | 200 | 2 |" in text
+  assert sum("image/png" in o.get("data", {}) for o in outputs) == 4

@@ -1,0 +1,142 @@
+"""Tests for the samplers outside the trainer: the PyTorch-style batch sampler (protocol, windows,
+ranks; with torch's DataLoader when torch is installed) and the batch-plan CLI (real files, real exit
+codes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from prosampler_jax import batch_plan
+from prosampler_jax import samplers
+
+
+def _embeddings(n=600, d=12, seed=0):
+  rng = np.random.default_rng(seed)
+  centres = rng.normal(size=(6, d))
+  labels = rng.integers(0, 6, n)
+  return (centres[labels] + 0.3 * rng.normal(size=(n, d))).astype(np.float32), labels
+
+
+def test_batch_sampler_protocol_windows_and_epochs():
+  x, _ = _embeddings()
+  calls = []
+
+  def embed(epoch, window):
+    calls.append((epoch, window))
+    return x
+
+  sampler = samplers.make_sampler("proximity", 600, 32, seed=1, num_neighbors=8, num_candidates=40)
+  loader = batch_plan.PlanBatchSampler(sampler, embed, refresh_batches=7)
+  assert len(loader) == 600 // 32 == 18
+  batches = list(loader)
+  assert len(batches) == 18 and calls == [(0, 0), (0, 1), (0, 2)]  # windows of 7, 7, 4 batches
+  assert all(type(b) is list and len(set(b)) == 32 and all(type(i) is int for i in b) for b in batches)
+  # The same batches as the sampler's own windows (pure function of seed, epoch, window, embeddings).
+  replay = samplers.make_sampler("proximity", 600, 32, seed=1, num_neighbors=8, num_candidates=40)
+  expected = np.concatenate([replay.sample(0, x, num_batches=7, window=w)[:n]
+                             for w, n in ((0, 7), (1, 7), (2, 4))])
+  np.testing.assert_array_equal(np.array(batches), expected)
+  assert list(loader) == batches  # same epoch → same batches
+  loader.set_epoch(1)
+  assert list(loader) != batches and calls[-1] == (1, 2)
+
+
+def test_ranks_get_their_columns_of_every_global_batch():
+  x, _ = _embeddings()
+  make = lambda rank: batch_plan.PlanBatchSampler(
+      samplers.make_sampler("knn", 600, 32, seed=2), lambda e, w: x, num_replicas=4, rank=rank)
+  parts = [list(make(rank)) for rank in range(4)]
+  whole = list(batch_plan.PlanBatchSampler(samplers.make_sampler("knn", 600, 32, seed=2),
+                                           lambda e, w: x))
+  for b, batch in enumerate(whole):
+    assert sum((p[b] for p in parts), []) == batch and all(len(p[b]) == 8 for p in parts)
+
+
+def test_bad_arguments_name_themselves():
+  sampler = samplers.make_sampler("proximity", 600, 32, num_neighbors=8, num_candidates=40)
+  with pytest.raises(ValueError, match="needs embeddings; allowed: embed=callable"):
+    batch_plan.PlanBatchSampler(sampler)
+  with pytest.raises(ValueError, match="num_replicas=5 must divide the batch size 32"):
+    batch_plan.PlanBatchSampler(sampler, lambda e, w: None, num_replicas=5)
+  with pytest.raises(ValueError, match=r"rank=4 is out of range; allowed: \[0, 3\]"):
+    batch_plan.PlanBatchSampler(sampler, lambda e, w: None, num_replicas=4, rank=4)
+  with pytest.raises(ValueError, match="sampler must be a prosampler_jax.samplers.BatchSampler"):
+    batch_plan.PlanBatchSampler(object())
+  batch_plan.PlanBatchSampler(samplers.make_sampler("uniform", 600, 32))  # no embeddings needed
+
+
+def test_torch_dataloader_takes_it_as_batch_sampler():
+  torch = pytest.importorskip("torch")
+  x, _ = _embeddings()
+  data = torch.utils.data.TensorDataset(torch.arange(600))
+  sampler = batch_plan.PlanBatchSampler(
+      samplers.make_sampler("proximity", 600, 32, num_neighbors=8, num_candidates=40), lambda e, w: x)
+  loader = torch.utils.data.DataLoader(data, batch_sampler=sampler)
+  got = [batch[0].tolist() for batch in loader]
+  assert len(loader) == 18 and got == list(sampler)
+
+
+def test_plan_is_harder_than_uniform_and_pairs_go_to_tail(tmp_path):
+  x, labels = _embeddings()
+  plans = {}
+  for name, kwargs in (("uniform", {}), ("proximity", {"num_neighbors": 8, "num_candidates": 200})):
+    sampler = samplers.make_sampler(name, 600, 32, seed=0, **kwargs)
+    plans[name], stats = batch_plan.batch_plan(sampler, x, epochs=2, labels=labels)
+    assert plans[name].shape == (2, 18, 32) and plans[name].dtype == np.int32
+    assert [s["epoch"] for s in stats] == [0, 1]
+    plans[name + "_stats"] = stats
+  assert plans["proximity_stats"][0]["mean_neg_cos"] > plans["uniform_stats"][0]["mean_neg_cos"] + 0.1
+  y = x + 0.05 * np.random.default_rng(3).normal(size=x.shape).astype(np.float32)
+  tail = samplers.make_sampler("tail", 600, 32, seed=0)
+  pair_plan, _ = batch_plan.batch_plan(tail, (x, y), epochs=1)
+  np.testing.assert_array_equal(pair_plan[0], samplers.make_sampler("tail", 600, 32, seed=0).sample(0, (x, y)))
+
+
+def _cli(tmp_path, *args):
+  return subprocess.run([sys.executable, "-m", "prosampler_jax.plan", *args], capture_output=True,
+                        text=True, cwd=tmp_path, timeout=300)
+
+
+def test_cli_writes_the_plan_and_prints_statistics_per_epoch(tmp_path):
+  x, labels = _embeddings()
+  np.save(tmp_path / "emb.npy", x)
+  np.save(tmp_path / "labels.npy", labels)
+  done = _cli(tmp_path, "--embeddings=emb.npy", "--labels=labels.npy", "--sampler=proximity",
+              "--batch-size=32", "--epochs=3", "--out=plan.npy", "--num-neighbors=8",
+              "--num-candidates=100", "--seed=4")
+  assert done.returncode == 0, done.stderr
+  written = np.load(tmp_path / "plan.npy")
+  assert written.shape == (3, 18, 32) and written.dtype == np.int32
+  lines = [json.loads(line) for line in done.stdout.splitlines()]
+  assert [l["epoch"] for l in lines] == [0, 1, 2] and all("false_negative_rate" in l for l in lines)
+  sampler = samplers.make_sampler("proximity", 600, 32, seed=4, num_neighbors=8, num_candidates=100)
+  np.testing.assert_array_equal(written, batch_plan.batch_plan(sampler, x, epochs=3)[0])
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--embeddings=missing.npy"], "--embeddings='missing.npy': no such file"),
+    (["--embeddings=labels.npy"], "--embeddings='labels.npy' has shape (600,); allowed: rank 2"),
+    (["--labels=emb.npy"], "--labels='emb.npy' has shape (600, 12); allowed: rank 1"),
+    (["--pairs=short.npy"], "--pairs has shape (10, 12); allowed: the shape of --embeddings"),
+    (["--num-candidates=5", "--num-neighbors=8"], "--num_candidates=5 is out of range"),
+    (["--sampler=uniform", "--num-neighbors=3"], "--sampler=uniform does not take --num-neighbors"),
+    (["--batch-size=601"], "--batch_size=601 is out of range; allowed: [2, 600]"),
+    (["--out=nowhere/plan.npy"], "--out='nowhere/plan.npy': directory"),
+])
+def test_cli_bad_input_is_one_clear_error_with_status_2(tmp_path, args, message):
+  x, labels = _embeddings()
+  np.save(tmp_path / "emb.npy", x)
+  np.save(tmp_path / "labels.npy", labels)
+  np.save(tmp_path / "short.npy", x[:10])
+  defaults = {"--embeddings": "emb.npy", "--sampler": "proximity", "--batch-size": "32",
+              "--out": "plan.npy"}
+  given = {a.split("=")[0]: a.split("=", 1)[1] for a in args}
+  argv = [f"{k}={v}" for k, v in {**defaults, **given}.items()]
+  done = _cli(tmp_path, *argv)
+  assert done.returncode == 2 and message in done.stderr, done.stderr
+  assert not (tmp_path / "plan.npy").exists()
