@@ -126,7 +126,8 @@ def plot_axis(rows: list[dict], axis: str, column: str, path: str, title: str) -
       lines.setdefault(rest, []).append((row["axes"][axis], *row[column][:2]))
     elif row["axes"].get("sampler") == "uniform":
       baselines.append(row[column])
-  if not lines or all(len(points) < 2 for points in lines.values()):
+  lines = {rest: points for rest, points in lines.items() if len(points) >= 2}  # a line, not a dot
+  if not lines:
     return False
   fig, ax = plt.subplots(figsize=(5.5, 3.8))
   for rest, points in sorted(lines.items(), key=lambda item: str(item[0])):
