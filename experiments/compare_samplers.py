@@ -23,8 +23,8 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from experiments.ablations import summarize
 from experiments.ablations import runner
+from experiments.ablations import summarize
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "experiments/configs/simclr_digits.py", "Base training configuration file.",
@@ -54,11 +54,10 @@ def plot_monitor(runs: list[dict], metric: str, path: str, title: str) -> bool:
     return False
   fig, ax = plt.subplots(figsize=(6, 4))
   for name, per_epoch in curves.items():
-    epochs = np.array(sorted(per_epoch))
-    mean = np.array([np.mean(per_epoch[e]) for e in epochs])
-    std = np.array([np.std(per_epoch[e], ddof=1) if len(per_epoch[e]) > 1 else 0.0 for e in epochs])
-    ax.plot(epochs, mean, label=f"{name} (n={max(len(v) for v in per_epoch.values())})")
-    ax.fill_between(epochs, mean - std, mean + std, alpha=0.2)
+    epochs = sorted(per_epoch)
+    mean = [np.mean(per_epoch[e]) for e in epochs]
+    std = [np.std(per_epoch[e], ddof=1) if len(per_epoch[e]) > 1 else 0.0 for e in epochs]
+    summarize.band(ax, epochs, mean, std, f"{name} (n={max(len(v) for v in per_epoch.values())})")
   ax.set_xlabel("epoch")
   ax.set_ylabel(metric)
   ax.set_title(title)

@@ -24,8 +24,8 @@ def batch_stats(batches, embeddings, labels=None) -> dict:
   Args:
     batches: int ``[num_batches, B]`` item indices in ``[0, N)``, B ≥ 2.
     embeddings: float ``[N, D]``; compared by cosine (rows are L2-normalised here). A ``jax.Array`` is
-      read where it lives (only the batches' rows are gathered, on its device); NumPy goes to the default
-      device.
+      normalised and gathered where it lives (nothing comes to the host but the statistics); NumPy goes to
+      the default device.
     labels: optional ``[N]`` class labels (any hashable dtype NumPy can sort).
 
   Returns:

@@ -131,8 +131,9 @@ class BatchFeeder:
              freshness: dict[str, Any] | None = None, *, first_bad_step: jax.Array | None = None) -> None:
     """Starts sampling ``window`` in the worker thread from a device copy of ``bank`` (None: uniform).
 
-    The copy stays on the accelerators (``parallel.device_snapshot``): the sampler and the window's
-    batch statistics read it there, so the bank never travels to the host.
+    The copy is made on the first local device by device-to-device transfers
+    (``parallel.device_snapshot``): the sampler and the window's batch statistics read it there, on one
+    device, so on one host the bank never travels to the host.
 
     ``freshness`` (the bank's written fraction and staleness when the copy was taken; floats or device
     scalars, read in the worker so the loop does not wait for the device) is recorded with the window's

@@ -90,19 +90,22 @@ def put(x, sharding: NamedSharding) -> jax.Array:
 
 
 def device_snapshot(x: jax.Array) -> jax.Array:
-  """A copy of ``x`` that this process can compute on by itself, kept on the accelerators.
+  """A copy of ``x`` on this process's first device, made by device-to-device transfers.
 
-  Why: the sampler reads the bank in a worker thread while the (donating) train step rewrites it, and
-  should neither copy it to the host nor repeat its work on every device. A replicated array gives its
-  replica on this process's first device; one sharded over this process's devices stays sharded (jit
-  spreads the sampler's work over them); one sharded across processes is all-gathered first (a
-  collective: every process must call this at the same point of the loop, as the loop does).
+  Why: the sampler reads the bank in a worker thread while the (donating) train step rewrites it. It
+  should neither copy the bank to the host nor run programs across several devices from that thread: on
+  GPUs, collectives issued by two threads can reach the devices in different orders and hang. So a
+  replicated bank gives one replica's copy; a bank split over this process's devices is assembled on the
+  first device (the split storage still saves memory everywhere else, and between windows); one split
+  across processes is all-gathered through the host first (a collective: every process calls this at the
+  same point of the loop, as the loop does).
   """
+  device = jax.local_devices()[0]
   if x.is_fully_replicated:
-    return x.copy().addressable_data(0)
+    return x.addressable_data(0).copy()
   if x.is_fully_addressable:
-    return x.copy()
-  return jax.device_put(to_host(x), jax.local_devices()[0])
+    return jax.device_put(x, device, may_alias=False)
+  return jax.device_put(to_host(x), device)
 
 
 def to_host(x: jax.Array) -> np.ndarray:

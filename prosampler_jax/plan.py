@@ -61,6 +61,11 @@ def _load(option: str, path: str | None, *, rank: int | None = None) -> np.ndarr
 
 def run(args: argparse.Namespace) -> list[dict]:
   """Builds the plan, writes it, and returns the per-epoch statistics."""
+  out_dir = os.path.dirname(os.path.abspath(args.out))
+  if not os.path.isdir(out_dir):  # checked before any work
+    raise ValueError(f"--out={args.out!r}: directory {out_dir} does not exist.")
+  if not args.out.endswith(".npy"):
+    raise ValueError(f"--out={args.out!r}; allowed: a path ending in .npy (np.save would append it).")
   embeddings = _load("embeddings", args.embeddings, rank=2)
   pairs = _load("pairs", args.pairs, rank=2)
   labels = _load("labels", args.labels, rank=1)
@@ -84,9 +89,6 @@ def run(args: argparse.Namespace) -> list[dict]:
     raise ValueError(f"--{e}") from None  # the sampler's messages start with the argument's name
   plan, stats = batch_plan(sampler, embeddings if pairs is None else (embeddings, pairs),
                            epochs=args.epochs, labels=labels)
-  out_dir = os.path.dirname(os.path.abspath(args.out))
-  if not os.path.isdir(out_dir):
-    raise ValueError(f"--out={args.out!r}: directory {out_dir} does not exist.")
   np.save(args.out, plan)
   return stats
 

@@ -32,8 +32,9 @@ from prosampler_jax import tasks
 #  - log_every_steps, checkpoint_steps, keep_checkpoints, stop_after_steps: cadence of logs and
 #    checkpoints; they never change what is trained. (The monitor's cadence may: it selects the model a
 #    task with a selection_metric is finally evaluated on.)
-RESUMABLE_KEYS = ("num_epochs", "data_dir", "log_every_steps", "checkpoint_steps", "keep_checkpoints",
-                  "stop_after_steps")
+# data_reader and bank_sharding change how items are read and where the bank lives, not what is trained.
+RESUMABLE_KEYS = ("num_epochs", "data_dir", "data_reader", "bank_sharding", "log_every_steps",
+                  "checkpoint_steps", "keep_checkpoints", "stop_after_steps")
 
 DTYPES = ("float32", "bfloat16", "float16")
 # Storage dtypes of the embedding bank: bfloat16 halves its memory; the samplers compute in float32.

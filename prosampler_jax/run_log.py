@@ -22,8 +22,8 @@ def to_file(workdir: str, *, terminal_level: int = std_logging.WARNING, process_
             ) -> Iterator[str]:
   """Within the block, log records at INFO and above go to ``workdir/train.log`` (appended; a resumed
   run continues its file; process i > 0 of a multi-host run writes ``train.i.log``) and only those at
-  ``terminal_level`` (a Python logging level) and above reach the terminal. Restores the previous levels afterwards. Yields the
-  log file's path."""
+  ``terminal_level`` (a Python logging level) and above reach the terminal. Restores the previous levels
+  afterwards. Yields the log file's path."""
   os.makedirs(workdir, exist_ok=True)
   name = LOG_FILE if process_index == 0 else LOG_FILE.replace(".log", f".{process_index}.log")
   path = os.path.join(workdir, name)

@@ -91,9 +91,9 @@ def init_state(model: nnx.Module, tx: optax.GradientTransformation, num_examples
                bank_sharding: str = "replicated") -> tuple[nnx.GraphDef, TrainState]:
   """Splits the model (params | everything else) and places the initial state on the mesh.
 
-  Everything is replicated but the bank, which is stored as ``bank_dtype`` (one of ``run_config.BANK_DTYPES``) and
-  laid out as ``bank_sharding`` (one of ``parallel.BANK_SHARDINGS``). The bank starts as random unit rows
-  marked never written; the feeder never samples from such rows.
+  Everything is replicated but the bank, which is stored as ``bank_dtype`` (one of
+  ``run_config.BANK_DTYPES``) and laid out as ``bank_sharding`` (one of ``parallel.BANK_SHARDINGS``). The
+  bank starts as random unit rows marked never written; the feeder never samples from such rows.
   """
   _checks.check_choice("config.bank_dtype", bank_dtype, run_config.BANK_DTYPES)
   bank_layout = parallel.bank_sharding(mesh, bank_sharding, bank_dim)

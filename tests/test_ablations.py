@@ -1,6 +1,6 @@
-"""Tests for the ablation sweep runner (runner.py), the summariser and the reproduction notebook: a real tiny sweep
-of SimCLR on digits (8 runs), resumed, printed as cluster commands, summarised, and the notebook executed
-headlessly on its results."""
+"""Tests for the ablation sweep runner (runner.py), the summariser and the reproduction notebook: a real
+tiny sweep of SimCLR on digits (8 runs), resumed, printed as cluster commands, summarised, and the
+notebook executed headlessly on its results."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import shlex
 import numpy as np
 import pytest
 
-from experiments.ablations import summarize
 from experiments.ablations import runner
+from experiments.ablations import summarize
 from experiments.ablations import sweeps
 
 pytestmark = pytest.mark.slow
@@ -34,9 +34,13 @@ SPEC = {
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory):
   parent = str(tmp_path_factory.mktemp("ablations"))
+  cwd = os.getcwd()
   os.chdir(REPO)  # config paths are relative to the repository
-  runner.run_sweep("tiny", SPEC, parent)
-  return os.path.join(parent, "tiny")
+  try:
+    runner.run_sweep("tiny", SPEC, parent)
+    yield os.path.join(parent, "tiny")
+  finally:
+    os.chdir(cwd)
 
 
 def test_expand_and_names():
@@ -48,14 +52,22 @@ def test_expand_and_names():
   with pytest.raises(ValueError, match="axis or override 'sampler.bogus' is not a config key"):
     runner.make_config(config, {}, {"sampler.bogus": 1})
   assert set(sweeps.AXES) == {"sampler", "M", "alpha", "K", "B", "t", "loss", "quantile", "seed"}
+  twice = {"config": SPEC["config"], "grid": [{"sampler": ["proximity"], "M": [20]},
+                                              {"sampler": ["proximity"], "M": [20], "alpha": [0.2]}],
+           "seeds": [0]}
+  with pytest.raises(ValueError, match="give the same config"):
+    runner.run_sweep("twice", twice, str(os.path.join(REPO, "runs", "never")), print_commands=True)
 
 
 def test_every_ready_made_sweep_builds_valid_configs():
   from prosampler_jax import run_config  # pylint: disable=g-import-not-at-top
   for name, spec in sweeps.SWEEPS.items():
     base = runner.load_config(os.path.join(REPO, spec["config"]))
-    for point in runner.expand(spec["grid"], spec["seeds"]):
-      run_config.validate(runner.make_config(base, spec.get("overrides", {}), point))
+    points = runner.expand(spec["grid"], spec["seeds"])
+    configs = [runner.make_config(base, spec.get("overrides", {}), point) for point in points]
+    for config in configs:
+      run_config.validate(config)
+    runner.check_distinct(points, configs)  # no run twice under two names
 
 
 def test_one_directory_per_run_and_a_rerun_skips_finished_runs(sweep_dir, monkeypatch):

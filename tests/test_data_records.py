@@ -1,5 +1,5 @@
 """Tests for random-access image sources: a real tfds imagenet2012 in ArrayRecord format (synthetic
-JPEGs written offline by experiments.bench.record_dataset), read by index through tfds.data_source."""
+JPEGs written offline by prosampler_jax.data.synthetic_imagenet), read by index through tfds.data_source."""
 
 from __future__ import annotations
 
@@ -10,16 +10,15 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from experiments.bench import record_dataset
 from prosampler_jax.data import augment
 from prosampler_jax.data import images
 from prosampler_jax.data import pipeline
 from prosampler_jax.data import records
+from prosampler_jax.data import synthetic_imagenet
 
-_NAMES = tfds.builder("imagenet2012").info.features["label"].names
 # Alternate classes inside and outside ImageNet-100, so the subset keeps exactly half the items.
-_IN_100 = [_NAMES.index(w) for w in images.IMAGENET100_WNIDS[:3]]
-_OUTSIDE = [i for i in range(1000) if _NAMES[i] not in images.IMAGENET100_WNIDS][:3]
+_IN_100 = synthetic_imagenet.label_ids(images.IMAGENET100_WNIDS[:3])
+_OUTSIDE = sorted(set(range(1000)) - set(synthetic_imagenet.label_ids(images.IMAGENET100_WNIDS)))[:3]
 _LABELS = [c for pair in zip(_IN_100, _OUTSIDE) for c in pair]
 
 
@@ -27,7 +26,7 @@ _LABELS = [c for pair in zip(_IN_100, _OUTSIDE) for c in pair]
 def data_dir(tmp_path_factory):
   """The dataset as ArrayRecord files (random access)."""
   root = str(tmp_path_factory.mktemp("array_record"))
-  record_dataset.write_imagenet_like(root, num_train=48, num_validation=12, labels=_LABELS)
+  synthetic_imagenet.write_imagenet_like(root, num_train=48, num_validation=12, labels=_LABELS)
   return root
 
 
@@ -35,7 +34,7 @@ def data_dir(tmp_path_factory):
 def tfrecord_dir(tmp_path_factory):
   """The same records as TFRecord files (tfds' default; what the memory reader reads): the reference."""
   root = str(tmp_path_factory.mktemp("tfrecord"))
-  record_dataset.write_imagenet_like(root, num_train=48, num_validation=12, labels=_LABELS,
+  synthetic_imagenet.write_imagenet_like(root, num_train=48, num_validation=12, labels=_LABELS,
                                      file_format="tfrecord")
   return root
 
@@ -66,6 +65,14 @@ def test_items_are_read_by_index_in_the_requested_order(data_dir, tfrecord_dir, 
   assert list(subset.labels(cache_dir=str(cache_dir))) == [reference[5][1], reference[0][1]]
 
 
+def test_an_unwritable_cache_costs_a_warning_not_the_labels(data_dir, tmp_path):
+  reader = records.RecordImages.open("imagenet2012", "validation", data_dir)
+  blocked = tmp_path / "file"
+  blocked.write_text("not a directory")
+  labels = reader.labels(cache_dir=str(blocked / "labels"))
+  assert len(labels) == 12
+
+
 def test_labels_are_read_once_and_then_come_from_the_cache(data_dir, cache_dir):
   reader = records.RecordImages.open("imagenet2012", "validation", data_dir)
   first = reader.labels(cache_dir=str(cache_dir))
@@ -81,6 +88,7 @@ def test_random_access_source_equals_the_in_memory_source(data_dir, tfrecord_dir
   source = images.load_image_source(name, "pretrain", data_dir=data_dir, reader="random_access")
   assert isinstance(source.images, records.RecordImages) and source.num_classes == classes
   assert source.encoded and source.image_shape == (224, 224, 3)
+  assert os.listdir(cache_dir)  # the labels were cached where DEFAULT_CACHE_DIR points now
   if name == "imagenet100":  # the memory reader is the reference (it filters with tf.data)
     memory = images.load_image_source(name, "pretrain", data_dir=tfrecord_dir, reader="memory")
     assert len(source) == len(memory) == 24

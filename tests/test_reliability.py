@@ -7,6 +7,7 @@ U4, U5, U7 and U9 are tested beside their units (test_normalize, test_run_config
 test_losses).
 """
 
+import contextlib
 import glob
 import os
 import signal
@@ -134,18 +135,29 @@ def _launch(workdir, *overrides):
           "--config.model.width=8", "--config.model.projection_dim=16", "--config.sampler.num_neighbors=10",
           "--config.sampler.num_candidates=50", "--config.log_every_steps=1",
           "--config.checkpoint_steps=1000", "--config.eval_every_epochs=0", *overrides]
-  return subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  os.makedirs(workdir, exist_ok=True)
+  terminal = open(os.path.join(workdir, "terminal.txt"), "w")  # a file, never a pipe that can fill up
+  return subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=terminal, text=True)
+
+
+def _terminal(process, workdir, timeout=120):
+  """The run's exit status and what it printed to the terminal, once it has ended."""
+  status = process.wait(timeout=timeout)
+  with open(os.path.join(workdir, "terminal.txt"), encoding="utf-8") as f:
+    return status, f.read()
 
 
 def _wait_for(workdir, text, timeout=300):
   """Waits until the run's log file (INFO lines go there, not to the terminal) holds ``text``."""
   path = os.path.join(workdir, run_log.LOG_FILE)
   deadline = time.time() + timeout
+  read = lambda: open(path, encoding="utf-8").read() if os.path.exists(path) else ""
   while time.time() < deadline:
-    if os.path.exists(path) and text in open(path, encoding="utf-8").read():
-      return
+    with contextlib.suppress(FileNotFoundError):
+      if text in read():
+        return
     time.sleep(0.2)
-  tail = open(path, encoding="utf-8").read()[-3000:] if os.path.exists(path) else "(no log file)"
+  tail = read()[-3000:] or "(no log file)"
   raise AssertionError(f"{text!r} never appeared in {path}:\n{tail}")
 
 
@@ -159,13 +171,13 @@ def test_b4_exit_statuses_sigterm_and_ctrl_c_save_and_an_error_in_warm_up_joins_
     _wait_for(tmp_path / {signal.SIGTERM: "term", signal.SIGINT: "int"}[signum], "step 8/5000")
     process.send_signal(signum)
   for signum, process in runs.items():
-    log = process.stderr.read()
-    assert process.wait(timeout=120) == {signal.SIGTERM: 143, signal.SIGINT: 130}[signum], log[-3000:]
+    status, log = _terminal(process, tmp_path / {signal.SIGTERM: "term", signal.SIGINT: "int"}[signum])
+    assert status == {signal.SIGTERM: 143, signal.SIGINT: 130}[signum], log[-3000:]
     assert "FATAL" not in log
     ckpt = checkpoint.Checkpointer(str(tmp_path / {signal.SIGTERM: "term", signal.SIGINT: "int"}[signum]
                                        / "checkpoints"))
     (saved,) = ckpt.all_steps()
     assert saved >= 8 and f"Stopping after step {saved}" in log and ckpt.verify(saved) is None
-  log = failing.stderr.read()
-  assert failing.wait(timeout=120) == 1, log[-3000:]
+  status, log = _terminal(failing, tmp_path / "error")
+  assert status == 1, log[-3000:]
   assert "TrainingDiverged: Training diverged at step 1" in log and "FATAL" not in log

@@ -207,8 +207,8 @@ def test_a_bank_split_over_the_devices_trains_exactly_like_a_replicated_one_and_
 
 
 def test_simclr_views_travel_as_uint8_and_are_normalised_on_the_device():
-  """SimCLR's pipeline sends uint8 pixels; the task's forward normalises them with the dataset's
-  per-channel mean and std, so the model sees exactly the float views it saw before."""
+  """SimCLR's pipeline sends uint8 pixels (the augmented views, rounded); the task's forward normalises
+  them on the device with the dataset's per-channel mean and std."""
   config = tiny_config()
   task = tasks.make_task(config)
   element = next(task.pretrain_batches(np.arange(256, dtype=np.int32).reshape(1, 256), window=0,

@@ -60,7 +60,7 @@ def load_config(path: str) -> ml_collections.ConfigDict:
   """``get_config()`` of a config file (as ``--config`` of the training entry point reads it)."""
   if not os.path.isfile(path):
     raise ValueError(f"config file {path!r} not found; allowed: a path like "
-                         "experiments/configs/simclr_digits.py.")
+                     "experiments/configs/simclr_digits.py.")
   module_spec = importlib.util.spec_from_file_location("sweep_base_config", path)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
@@ -75,6 +75,18 @@ def parse_value(text: str):
     except ValueError:
       pass
   return {"true": True, "false": False, "none": None}.get(text.lower(), text)
+
+
+def check_distinct(points: list[dict], configs: list[ml_collections.ConfigDict]) -> None:
+  """Two grid points that resolve to the same config would train the same run twice: refuse them."""
+  seen: dict[str, str] = {}
+  for point, config in zip(points, configs):
+    key = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    if key in seen:
+      raise ValueError(f"grid points {seen[key]!r} and {run_name(point)!r} give the same config (an axis "
+                       "set to its default); allowed: grids whose points differ, e.g. name the default "
+                       "value in every sub-grid that varies its neighbours.")
+    seen[key] = run_name(point)
 
 
 def launch_command(spec: dict, point: dict, workdir: str) -> str:
@@ -92,13 +104,16 @@ def run_sweep(name: str, spec: dict, parent: str, *, print_commands: bool = Fals
   ``base``: the base config itself (e.g. with command-line overrides); None loads ``spec["config"]``.
   """
   from prosampler_jax import train  # pylint: disable=g-import-not-at-top  (only runs need the loop)
-  root = os.path.join(parent, name)
-  os.makedirs(root, exist_ok=True)
   points = expand(spec["grid"], spec["seeds"])
   base = load_config(spec["config"]) if base is None else base
-  configs = [make_config(base, spec.get("overrides", {}), p) for p in points]  # every point checked first
+  # Every point is checked before anything is written or run.
+  configs = [make_config(base, spec.get("overrides", {}), p) for p in points]
+  check_distinct(points, configs)
+  root = os.path.join(parent, name)
+  os.makedirs(root, exist_ok=True)
   with open(os.path.join(root, "sweep.json"), "w") as f:
-    json.dump({"name": name, **spec, "runs": [run_name(p) for p in points]}, f, indent=2)
+    json.dump({"name": name, **spec, "runs": [run_name(p) for p in points], "points": points}, f,
+              indent=2)
   dirs = [os.path.join(root, run_name(p)) for p in points]
   todo = [i for i, d in enumerate(dirs) if not os.path.exists(os.path.join(d, "results.json"))]
   if print_commands:

@@ -20,8 +20,6 @@ import numpy as np
 from absl import app
 from absl import flags
 
-from experiments.ablations import runner
-
 _SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "A sweep's directory (holds sweep.json).")
 
 STATS = ("mean_neg_cos", "false_negative_rate")  # batch hardness and wrong negatives
@@ -39,16 +37,12 @@ def load_runs(sweep_dir: str) -> tuple[dict, list[dict]]:
   with open(path) as f:
     spec = json.load(f)
   runs = []
-  for name in spec["runs"]:
+  for name, point in zip(spec["runs"], spec["points"]):  # the points as the runner wrote them
     results_path = os.path.join(sweep_dir, name, "results.json")
     if not os.path.isfile(results_path):
       continue  # not finished (yet)
     with open(results_path) as f:
       result = json.load(f)
-    point = {}
-    for item in name.split(","):
-      key, _, value = item.partition("=")
-      point[key] = runner.parse_value(value)
     stats = result.get("batch_stats") or {}
     figures = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     refreshes = [h for h in result.get("history", []) if h.get("event") == "refresh"]
@@ -57,7 +51,8 @@ def load_runs(sweep_dir: str) -> tuple[dict, list[dict]]:
         "bank_staleness": (float(np.mean([h["bank_staleness_steps"] for h in refreshes]))
                            if refreshes else None)}
     epochs = [h for h in result.get("history", []) if h.get("event") == "epoch"]
-    runs.append({"point": point, **figures, **{k: stats.get(k) for k in STATS}, **freshness,
+    runs.append({"name": name, "point": point, "task": result.get("task"),
+                 "dataset": result.get("dataset"), **figures, **{k: stats.get(k) for k in STATS}, **freshness,
                  "epochs": epochs})
   return spec, runs
 
@@ -111,6 +106,13 @@ def write_csv(rows: list[dict], columns: tuple[str, ...], path: str) -> None:
                       [x for c in columns for x in ((row[c][0], row[c][1]) if row[c] else ("", ""))])
 
 
+def band(ax, x, mean, std, label: str, **line) -> None:
+  """One line of means with a ±1 std band around it (the plots' one way to show seeds)."""
+  x, mean, std = (np.asarray(v, float) for v in (x, mean, std))
+  ax.plot(x, mean, label=label, **line)
+  ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+
+
 def plot_axis(rows: list[dict], axis: str, column: str, path: str, title: str) -> bool:
   """``column`` against numeric ``axis``: mean with a ±1 std band per line; False if nothing to plot."""
   import matplotlib  # pylint: disable=g-import-not-at-top
@@ -131,10 +133,8 @@ def plot_axis(rows: list[dict], axis: str, column: str, path: str, title: str) -
     return False
   fig, ax = plt.subplots(figsize=(5.5, 3.8))
   for rest, points in sorted(lines.items(), key=lambda item: str(item[0])):
-    x, mean, std = (np.array(v, float) for v in zip(*sorted(points)))
-    label = ", ".join(f"{k}={v}" for k, v in rest) or column
-    ax.plot(x, mean, marker="o", label=label)
-    ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    x, mean, std = zip(*sorted(points))
+    band(ax, x, mean, std, ", ".join(f"{k}={v}" for k, v in rest) or column, marker="o")
   for mean, std, _ in baselines:
     ax.axhline(mean, color="gray", linestyle="--", label=f"uniform ({mean:.3f} ± {std:.3f})")
   if axis == "M" and max(v[0] for pts in lines.values() for v in pts) / max(

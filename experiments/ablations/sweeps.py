@@ -22,13 +22,13 @@ AXES = {
 }
 
 SWEEPS = {
-    # Small and offline: digits, 12 epochs, samplers, M and α (K = 50), 3 seeds (27 runs).
+    # Small and offline: digits, 12 epochs, samplers, M and α (K = 50), 3 seeds (24 runs).
     "offline_digits": {
         "config": "experiments/configs/simclr_digits.py",
         "overrides": {"num_epochs": 12, "eval.linear_epochs": 30, "eval_every_epochs": 0},
         "grid": [{"sampler": ["uniform", "knn", "tail"]},
-                 {"sampler": ["proximity"], "M": [50, 200, 1000]},
-                 {"sampler": ["proximity"], "M": [200], "alpha": [0.05, 0.2, 0.5]}],
+                 {"sampler": ["proximity"], "M": [50, 200, 1000], "alpha": [0.2]},
+                 {"sampler": ["proximity"], "M": [200], "alpha": [0.05, 0.5]}],
         "seeds": [0, 1, 2],
         "metric": "knn_accuracy",
         "paper": "ProSampler Fig. 4-5 shape (M, α), on digits",

@@ -2,8 +2,9 @@
 
 For ``run_config.BANK_DTYPES`` × ``parallel.BANK_SHARDINGS`` it places a bank of N = 1,281,167 rows and
 D = 256 columns (ImageNet-1k; SimCLR's bank is both 128-wide views) on the devices, as the trainer does,
-and reports, side by side in one run, the bytes one device holds for the bank and for the sampler's
-float32 copy of it (the feeder's snapshot, normalised: what the graph and the walk read). Measured from the
+and reports, side by side in one run, the bytes one device holds for the bank, and those the first device
+holds for the sampler's float32 copy of it while a window is sampled (the feeder's snapshot, normalised:
+what the graph and the walk read). Measured from the
 arrays' shards. Prints one JSON object. On a CPU it simulates ``--host_devices`` devices.
 
   python -m experiments.bench.bank_memory                        # 8 simulated devices on this CPU

@@ -1,7 +1,7 @@
 """Input at ImageNet scale: host memory and images/s of the SimCLR pipeline, in memory vs random access.
 
-Writes a synthetic ``imagenet2012`` (``record_dataset``: real tfds files, JPEGs of photo-like size) in
-both formats, then for each reader (``data.READERS``), side by side in one run: the host memory the
+Writes a synthetic ``imagenet2012`` (``data.synthetic_imagenet``: real tfds files, JPEGs of photo-like
+size) in both formats, then for each reader (``data.READERS``), side by side in one run: the host memory the
 source takes (resident set growth while loading it), the bytes per item it keeps, that figure
 extrapolated to ImageNet-1k's 1,281,167 images (the resident-set growth is printed too; for the reader it
 is within measurement noise), and the throughput of ``pretrain_dataset`` (two
@@ -51,24 +51,21 @@ def _held_bytes(source) -> int:
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
-  from experiments.bench import record_dataset  # pylint: disable=g-import-not-at-top  (TensorFlow)
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from prosampler_jax import data  # pylint: disable=g-import-not-at-top
-
   with tempfile.TemporaryDirectory(prefix="bench_input_") as root:
-    print(json.dumps(measure(root, record_dataset, tfds, data), indent=2))
+    print(json.dumps(measure(root), indent=2))
 
 
-def measure(root: str, record_dataset, tfds, data) -> dict:
+def measure(root: str) -> dict:
   """Writes the dataset under ``root`` and measures both readers."""
   dirs = {"memory": os.path.join(root, "tfrecord"), "random_access": os.path.join(root, "array_record")}
   sizes = (int(0.75 * _SIDE.value), _SIDE.value)
   # Labels of ImageNet-100's classes only, so both readers hold every image (the memory reader is
   # ImageNet-100's: it keeps the 100 classes; ImageNet-1k is random access only).
-  names = tfds.builder("imagenet2012").info.features["label"].names
-  labels = [names.index(wnid) for wnid in data.IMAGENET100_WNIDS]
+  from prosampler_jax import data  # pylint: disable=g-import-not-at-top  (TensorFlow: only when run)
+  from prosampler_jax.data import synthetic_imagenet  # pylint: disable=g-import-not-at-top
+  labels = synthetic_imagenet.label_ids(data.IMAGENET100_WNIDS)
   for reader, file_format in (("memory", "tfrecord"), ("random_access", "array_record")):
-    record_dataset.write_imagenet_like(dirs[reader], num_train=_IMAGES.value, num_validation=8,
+    synthetic_imagenet.write_imagenet_like(dirs[reader], num_train=_IMAGES.value, num_validation=8,
                                        sizes=sizes, labels=labels, file_format=file_format)
   report = {"images": _IMAGES.value, "side": list(sizes), "batch_size": _BATCH.value,
             "cpu_count": os.cpu_count(), "readers": {}}

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from prosampler_jax import losses
-from prosampler_jax import models
-from prosampler_jax.tasks.simclr import LOSSES, SimCLRTask
+from prosampler_jax.tasks import simclr
 
 CLUSTERS = 100
 
@@ -21,7 +19,7 @@ def clustered_embeddings(n: int, seed: int, dim: int) -> np.ndarray:
   return x.astype(np.float32)
 
 
-class SyntheticImageTask(SimCLRTask):
+class SyntheticImageTask(simclr.SimCLRTask):
   """SimCLR's model, loss and bank rows on random images, with no input pipeline (no TensorFlow).
 
   For timing the training loop on any machine (the accelerator machines have no TensorFlow): item i is a
@@ -29,10 +27,11 @@ class SyntheticImageTask(SimCLRTask):
   ``evaluate`` measures nothing (returns {}).
   """
 
-  def __init__(self, config, *, num_examples: int, image_size: int, seed: int = 0):  # pylint: disable=super-init-not-called
-    # SimCLRTask's own constructor loads a dataset; this one keeps only what the loop uses.
+  # pylint: disable-next=super-init-not-called  (SimCLRTask's constructor loads a dataset)
+  def __init__(self, config, *, num_examples: int, image_size: int, seed: int = 0):
+    # Only what the loop and SimCLRTask's forward and loss use.
     self._config = config
-    self._loss = losses.bind(config.loss.name, config.loss, allowed=LOSSES)
+    self._loss = losses.bind(config.loss.name, config.loss, allowed=simclr.LOSSES)
     self.bank_dim = 2 * config.model.projection_dim
     self.num_examples = num_examples
     self.pretrain_labels = None
@@ -41,12 +40,7 @@ class SyntheticImageTask(SimCLRTask):
         0, 256, (num_examples, image_size, image_size, 3), dtype=np.uint8)
 
   def make_model(self):
-    config = self._config
-    return models.make_model(config.model.encoder, in_channels=3, cifar_stem=config.model.cifar_stem,
-                             width=config.model.width or None,
-                             projection_dim=config.model.projection_dim,
-                             projection_hidden=config.model.projection_hidden or None,
-                             dtype=jnp.dtype(config.model.dtype), seed=config.seed)
+    return simclr.make_model(self._config, in_channels=3)
 
   def pretrain_batches(self, batches, *, window, start_batch):
     del window

@@ -32,6 +32,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from experiments.bench import synthetic
+from prosampler_jax import feeder
 from prosampler_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -84,8 +85,8 @@ def main(argv):
       "encoder": config.model.encoder, "cifar_stem": config.model.cifar_stem,
       "model_dtype": config.model.dtype, "n": _N.value, "image_size": _IMAGE_SIZE.value,
       "batch_size": config.batch_size, "steps_per_epoch": _N.value // config.batch_size,
-      "refresh_steps": _REFRESH.value, "lookahead_steps": min(config.sampler.lookahead_steps,
-                                                               _REFRESH.value // 8),
+      "refresh_steps": _REFRESH.value,
+      "lookahead_steps": feeder.effective_lookahead(config.sampler.lookahead_steps, _REFRESH.value),
       "num_neighbors": config.sampler.num_neighbors, "num_candidates": config.sampler.num_candidates,
       "runs": best,
   }

@@ -75,9 +75,10 @@ class DatasetNotFoundError(FileNotFoundError):
 class ImageSource:
   """One split of an image dataset held in host memory, indexable by the sampler's item ids.
 
-  ``images`` is either decoded ``uint8 [N, H, W, C]``, an object array ``[N]`` of encoded JPEG/PNG
-  bytes, or a ``records.RecordImages`` that reads such bytes by index from disk; ``image_shape`` is the model input (after crop/resize); ``mean``/``std`` normalise pixels in
-  [0, 1] per channel. ``labels`` is ``int32 [N]`` with -1 for unlabeled items.
+  ``images`` is either decoded ``uint8 [N, H, W, C]``, an object array ``[N]`` of encoded JPEG/PNG bytes,
+  or a ``records.RecordImages`` that reads such bytes by index from disk; ``image_shape`` is the model
+  input (after crop/resize); ``mean``/``std`` normalise pixels in [0, 1] per channel. ``labels`` is
+  ``int32 [N]`` with -1 for unlabeled items.
   """
 
   name: str

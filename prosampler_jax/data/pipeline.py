@@ -2,8 +2,9 @@
 
 Images stay in the source (a NumPy array, or ArrayRecord files read by index): each batch row is gathered
 with one ``tf.numpy_function`` call, so no copy of the dataset enters the TF graph (a captured multi-GB
-tensor would be copied on every pipeline build, and a graph constant is limited to 2 GB). Augmentation seeds are a pure function
-of (seed, window, row, column, view), so ``start_batch=k`` reproduces elements k, k+1, … exactly.
+tensor would be copied on every pipeline build, and a graph constant is limited to 2 GB). Augmentation
+seeds are a pure function of (seed, window, row, column, view), so ``start_batch=k`` reproduces elements
+k, k+1, … exactly.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ def pretrain_dataset(source: images_lib.ImageSource, batches, *, seed: int, wind
 
   Yields ``{"view1", "view2": uint8 [B_local, H, W, C], "index": int32 [B_local]}`` in the order of
   ``batches`` (views stay uint8, a quarter of float32's bytes to copy to the device; the task normalises
-  them there with the source's ``mean``/``std``); this process takes columns ``[process_index·B_local, (process_index+1)·B_local)``
-  with ``B_local = B / process_count``; elements start at row ``start_batch`` (resume mid-window).
+  them there with the source's ``mean``/``std``); this process takes columns ``[process_index·B_local,
+  (process_index+1)·B_local)`` with ``B_local = B / process_count``; elements start at row ``start_batch``
+  (resume mid-window).
   """
   if not isinstance(source, images_lib.ImageSource):
     raise ValueError(f"source must be an ImageSource, got {type(source).__name__}.")

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import logging
 import os
 
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
 _LABEL_CHUNK = 2048  # records per read while collecting labels
 _LABEL_THREADS = 8   # ArrayRecord reads release the GIL: a few threads keep a disk busy
-DEFAULT_CACHE_DIR = os.path.join(os.path.expanduser("~"), ".cache", "prosampler_jax", "labels")
+# Where label caches go unless a caller says otherwise; $PROSAMPLER_JAX_CACHE overrides the home cache.
+_HOME_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "prosampler_jax")
+DEFAULT_CACHE_DIR = os.path.join(os.environ.get("PROSAMPLER_JAX_CACHE", _HOME_CACHE), "labels")
 
 
 class RecordImages:
@@ -83,9 +85,12 @@ class RecordImages:
     out[:] = [record["image"] for record in records]
     return out
 
-  def labels(self, *, cache_dir: str | None = DEFAULT_CACHE_DIR) -> np.ndarray:
-    """int64 ``[len]`` labels of these items: one parallel pass over the split's records, cached."""
-    path = None if cache_dir is None or self._cache_key is None else os.path.join(
+  def labels(self, *, cache_dir: str | None = None, cache: bool = True) -> np.ndarray:
+    """int64 ``[len]`` labels of these items: one parallel pass over the split's records, cached under
+    ``cache_dir`` (None: ``DEFAULT_CACHE_DIR``, read at call time) unless ``cache`` is False. A cache that
+    cannot be written (a read-only home) costs a warning, not the run."""
+    cache_dir = cache_dir or DEFAULT_CACHE_DIR
+    path = None if not cache or self._cache_key is None else os.path.join(
         cache_dir, f"{self._cache_key}.npy")
     if path and os.path.exists(path):
       return np.load(path)[self._ids]
@@ -97,10 +102,14 @@ class RecordImages:
     with concurrent.futures.ThreadPoolExecutor(_LABEL_THREADS) as pool:
       every = np.asarray([label for part in pool.map(read, chunks) for label in part], np.int64)
     if path:
-      os.makedirs(cache_dir, exist_ok=True)  # written whole, then renamed: never a partial cache
-      temporary = f"{path}.{os.getpid()}.tmp.npy"
-      np.save(temporary, every)
-      os.replace(temporary, path)
+      try:  # written whole, then renamed: never a partial cache
+        os.makedirs(cache_dir, exist_ok=True)
+        temporary = f"{path}.{os.getpid()}.tmp.npy"
+        np.save(temporary, every)
+        os.replace(temporary, path)
+      except OSError as e:
+        logging.warning("Could not cache the labels at %s (%s); set $PROSAMPLER_JAX_CACHE to a writable "
+                        "directory to skip this pass next time.", path, e)
     return every[self._ids]
 
 

@@ -88,13 +88,7 @@ class SimCLRTask:
   # -- model and loss --------------------------------------------------------------------------------
 
   def make_model(self) -> nnx.Module:
-    config = self._config
-    return models.make_model(
-        config.model.encoder, in_channels=self._sources["pretrain"].image_shape[-1],
-        cifar_stem=config.model.cifar_stem, width=config.model.width or None,
-        projection_dim=config.model.projection_dim,
-        projection_hidden=config.model.projection_hidden or None,
-        dtype=jnp.dtype(config.model.dtype), seed=config.seed)
+    return make_model(self._config, in_channels=self._sources["pretrain"].image_shape[-1])
 
   def forward(self, model: nnx.Module, inputs: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
     """Both views in one pass, so BatchNorm normalises over all 2B images; returns (z1, z2).
@@ -136,6 +130,15 @@ class SimCLRTask:
           *split, num_classes=num_classes, epochs=config.eval.linear_epochs,
           learning_rate=config.eval.linear_learning_rate, seed=config.seed)
     return metrics
+
+
+def make_model(config: ml_collections.ConfigDict, *, in_channels: int) -> nnx.Module:
+  """SimCLR's encoder + projection head as ``config.model`` describes it, for ``in_channels`` images."""
+  return models.make_model(
+      config.model.encoder, in_channels=in_channels, cifar_stem=config.model.cifar_stem,
+      width=config.model.width or None, projection_dim=config.model.projection_dim,
+      projection_hidden=config.model.projection_hidden or None, dtype=jnp.dtype(config.model.dtype),
+      seed=config.seed)
 
 
 def _augment_config(data, config: ml_collections.ConfigDict):

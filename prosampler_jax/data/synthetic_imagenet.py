@@ -1,9 +1,10 @@
 """A real tfds ``imagenet2012`` dataset (ArrayRecord or TFRecord files) written from synthetic JPEGs.
 
 The real imagenet2012 builder needs the ImageNet tar files; this subclass keeps its features (image,
-label, file_name), names and metadata and generates the images instead, so ``tfds.data_source`` and
+label, file_name), label names and metadata and generates the images instead, so ``tfds.data_source`` and
 ``tfds.builder("imagenet2012", data_dir=…)`` read the result exactly as they read a prepared ImageNet. For
-tests and the input benchmark (TensorFlow needed, no network).
+tests and the input benchmark, offline. It leans on tfds' own imagenet2012 builder module (its metadata
+directory), which a tfds release may move: then only this helper needs updating.
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ def write_imagenet_like(data_dir: str, *, num_train: int, num_validation: int,
 
   builder = SyntheticImagenet(data_dir=data_dir, file_format=file_format)
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=data_dir))
+
+
+def label_ids(wnids) -> list[int]:
+  """tfds imagenet2012 label ids of WordNet ids (e.g. ``images.IMAGENET100_WNIDS``)."""
+  names = tfds.builder("imagenet2012").info.features["label"].names
+  return [names.index(wnid) for wnid in wnids]
 
 
 def _jpeg(rng: np.random.Generator, height: int, width: int) -> bytes:
