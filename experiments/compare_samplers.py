@@ -74,7 +74,10 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   base = _CONFIG.value
   metrics = METRICS.get(base.task, ())
-  spec = {"config": config_flags.get_config_filename(flags.FLAGS["config"]),
+  config_flag = flags.FLAGS["config"]
+  spec = {"config": config_flags.get_config_filename(config_flag),
+          # The command line's --config.key=value overrides, so sweep.json records the whole setup.
+          "overrides": dict(config_flags.get_override_values(config_flag)),
           "grid": [{"sampler": _SAMPLERS.value}],
           "seeds": [int(seed) for seed in _SEEDS.value], "metric": metrics[0] if metrics else None,
           "paper": f"samplers compared on {base.dataset}"}

@@ -184,7 +184,7 @@ def test_end_to_end_each_sampler(tmp_path, sampler):
 def test_a_bank_split_over_the_devices_trains_exactly_like_a_replicated_one_and_bf16_halves_it(tmp_path):
   """config.bank_sharding='data' keeps 1/4 of the bank's columns per device through steps, fills and
   checkpoints, and the run samples the same batches as the replicated bank; bfloat16 storage trains."""
-  base = {"sampler.name": "proximity", "num_epochs": 3}
+  base = {"sampler.name": "proximity", "num_epochs": 2}
   replicated = train.train_and_evaluate(tiny_config(**base), str(tmp_path / "replicated"))
   split = train.train_and_evaluate(tiny_config(**base, bank_sharding="data"), str(tmp_path / "split"))
   assert split["batch_sequence_sha1"] == replicated["batch_sequence_sha1"]
