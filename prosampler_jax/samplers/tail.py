@@ -52,7 +52,8 @@ class TailSampler(base.BatchSampler):
   The ``n mod B`` left-over items are dropped uniformly at random before ordering (not at the ends of
   the order, where the outliers sit), and the kept items are relabelled at random by (seed, epoch,
   window) (reverse Cuthill–McKee breaks ties by label), so fixed embeddings still give varied batches.
-  All windows share one compiled tile kernel: the items are padded to a fixed capacity.
+  All windows share two compiled tile kernels (interior and edge tiles): the items are padded to a fixed
+  capacity.
   """
 
   bank_on_device = True
@@ -150,27 +151,36 @@ def _threshold(x: jax.Array, y: jax.Array | None, n: int, quantile: float,
   return float(np.quantile(sims[rows[:, None] != cols[None, :]], quantile))
 
 
-@functools.partial(jax.jit, static_argnames=("tile",))
-def _tile_tail(x, y, row_offset, col_offset, threshold, num_items, *, tile):
+@functools.partial(jax.jit, static_argnames=("tile", "edge"))
+def _tile_tail(x, y, row_offset, col_offset, threshold, num_items, *, tile, edge=True):
   """Mask of the pairs i < j < ``num_items`` above ``threshold`` in one ``[tile, tile]`` tile.
 
   The tile holds rows ``[row_offset, row_offset + tile)`` × columns ``[col_offset, col_offset + tile)``;
-  ``x`` (and ``y``) hold the ``num_items`` items plus zero rows up to a multiple of ``tile``.
+  ``x`` (and ``y``) hold the ``num_items`` items plus zero rows up to a multiple of ``tile``. ``edge``
+  False promises an interior tile (every row before every column, no padding column), where the index
+  masks are all true: skipping them saves a third of a tile's time on a CPU.
   """
   rows = lambda a, start: None if a is None else lax.dynamic_slice_in_dim(a, start, tile)
   # Full float32 precision, so device similarities match the host threshold estimate.
   dot = functools.partial(jnp.dot, precision=lax.Precision.HIGHEST)
   sims = _symmetric_sims(rows(x, row_offset), rows(y, row_offset), rows(x, col_offset),
                          rows(y, col_offset), dot)
+  if not edge:
+    return sims > threshold
   row = row_offset + jnp.arange(tile)[:, None]
   col = col_offset + jnp.arange(tile)[None, :]
   return (sims > threshold) & (row < col) & (col < num_items)
 
 
-@functools.partial(jax.jit, static_argnames=("tile", "size"))
-def _tile_edges(x, y, row_offset, col_offset, threshold, num_items, *, tile, size):
+def _is_edge(row_offset: int, col_offset: int, tile: int, num_items: int) -> bool:
+  """Whether a tile needs the index masks: it meets the diagonal or holds padding columns."""
+  return row_offset + tile > col_offset or col_offset + tile > num_items
+
+
+@functools.partial(jax.jit, static_argnames=("tile", "size", "edge"))
+def _tile_edges(x, y, row_offset, col_offset, threshold, num_items, *, tile, size, edge=True):
   """The kept pairs of one tile compacted on the device: (count, flat positions ``[size]``, -1 pad)."""
-  mask = _tile_tail(x, y, row_offset, col_offset, threshold, num_items, tile=tile).ravel()
+  mask = _tile_tail(x, y, row_offset, col_offset, threshold, num_items, tile=tile, edge=edge).ravel()
   (flat,) = jnp.nonzero(mask, size=size, fill_value=-1)
   return jnp.sum(mask, dtype=jnp.int32), flat.astype(jnp.int32)
 
@@ -194,11 +204,13 @@ def _tail_graph(x: jax.Array, y: jax.Array | None, n: int, threshold: float, qua
   flats = []
   if not compact_on_device:
     for r, c in offsets:
-      flats.append(np.flatnonzero(np.asarray(_tile_tail(x, y, r, c, threshold, n, tile=tile))))
+      mask = _tile_tail(x, y, r, c, threshold, n, tile=tile, edge=_is_edge(r, c, tile, n))
+      flats.append(np.flatnonzero(np.asarray(mask)))
   else:
     expected = tile * tile * max(1.0 - quantile, 1.0 / tile)
     size = min(tile * tile, 1 << int(np.ceil(np.log2(_EDGE_SLACK * expected + 1024))))
-    edges = lambda r, c, s: _tile_edges(x, y, r, c, threshold, n, tile=tile, size=s)
+    edges = lambda r, c, s: _tile_edges(x, y, r, c, threshold, n, tile=tile, size=s,
+                                        edge=_is_edge(r, c, tile, n))
     results = jax.device_get([edges(r, c, size) for r, c in offsets])
     for (r, c), (count, flat) in zip(offsets, results):
       if count > size:  # rare: this tile kept more pairs than the buffer holds
