@@ -85,7 +85,7 @@ def main(argv):
   runner.run_sweep(name, spec, parent or ".", base=base)
   # The table (also summary.md / .csv) and the sweep's plots.
   summary = summarize.summarize(_WORKDIR.value, columns=metrics + COMMON)
-  _, runs = summarize.load_runs(_WORKDIR.value)
+  runs = summary["runs"]
   print(summary["markdown"])
   plot = os.path.join(_WORKDIR.value, f"{summary['metric']}.png")
   drawn = plot_monitor(runs, summary["metric"], plot, f"{base.task} on {base.dataset}: "

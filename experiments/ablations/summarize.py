@@ -177,7 +177,8 @@ def plot_samplers(rows: list[dict], column: str, path: str, title: str) -> bool:
 
 
 def summarize(sweep_dir: str, columns: tuple[str, ...] | None = None) -> dict:
-  """Writes the tables and plots of ``sweep_dir``; returns ``{"metric", "rows", "markdown", "plots"}``.
+  """Writes the tables and plots of ``sweep_dir``; returns ``{"metric", "rows", "markdown", "plots",
+  "runs"}`` (``runs`` as ``load_runs`` gives them, so callers need not read the results again).
 
   ``columns``: the table's columns (default: the sweep's metric, then ``STATS``); the plots always show
   the metric and ``STATS``.
@@ -204,7 +205,7 @@ def summarize(sweep_dir: str, columns: tuple[str, ...] | None = None) -> dict:
     path = os.path.join(sweep_dir, "samplers.png")
     if plot_samplers(rows, metric, path, f"{spec['name']}: {metric} per sampler"):
       plots.append(path)
-  return {"metric": metric, "rows": rows, "markdown": markdown, "plots": plots,
+  return {"metric": metric, "rows": rows, "markdown": markdown, "plots": plots, "runs": runs,
           "finished_runs": len(runs), "total_runs": len(spec["runs"])}
 
 
