@@ -7,7 +7,8 @@ For each N (clustered synthetic embeddings, D = 128, B = 256, K = 100, M = 1000,
     included);
 (c) the same epoch by a plain-Python walk in the reference's style (per batch: a start among the
     uncovered items, a walk with restart collecting a set until B distinct, mark covered), best of
-    3, and the ratio (c) / (b); (d) one ``TailSampler(N, B).sample(0, emb)`` epoch (first call).
+    3, and the ratio (c) / (b); (d) one ``TailSampler(N, B).sample(0, emb)`` epoch (first call;
+    ``experiments.bench.tail`` splits TBS epochs into phases).
 Prints one JSON object.
 
   python -m experiments.bench.samplers                        # N = 10k, 100k
