@@ -149,8 +149,10 @@ def test_the_sampler_and_batch_stats_read_the_bank_on_its_devices_never_on_the_h
                                                                                    monkeypatch):
   """The sampler gets the device snapshot (on one device, whatever the bank's layout), and a split bank
   gives exactly the batches and statistics of a replicated one."""
+  # Step 40 trains on window (2, 0), submitted at step 39: every bank-reading window is sampled before
+  # close() (stopping at 39 left it to the worker thread's timing whether the last one was).
   reference, _, mesh = make_feeder(task)
-  _, expected = drive(reference, task, mesh, range(40))
+  _, expected = drive(reference, task, mesh, range(41))
   expected_stats = reference.window_stats
   reference.close()
 
@@ -160,7 +162,7 @@ def test_the_sampler_and_batch_stats_read_the_bank_on_its_devices_never_on_the_h
   monkeypatch.setattr(parallel, "to_host", no_host_copy)
   monkeypatch.setattr(feeder_lib.diagnostics, "batch_stats", _device_only(feeder_lib.diagnostics.batch_stats))
   feeder, sampler, _ = make_feeder(task, bank_layout=layout)
-  _, indices = drive(feeder, task, mesh, range(40))
+  _, indices = drive(feeder, task, mesh, range(41))
   feeder.close()
   np.testing.assert_array_equal(np.stack(indices), np.stack(expected))
   untimed = lambda stats: {k: v for k, v in stats.items() if k != "sampler_seconds"}
