@@ -17,6 +17,7 @@ monitor metric per epoch (mean over seeds, ±1 std band) goes to ``WORKDIR/<metr
 """
 
 import os
+import sys
 
 import numpy as np
 from absl import app
@@ -25,6 +26,7 @@ from ml_collections import config_flags
 
 from experiments.ablations import runner
 from experiments.ablations import summarize
+from prosampler_jax import lifecycle
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "experiments/configs/simclr_digits.py", "Base training configuration file.",
@@ -82,7 +84,11 @@ def main(argv):
           "seeds": [int(seed) for seed in _SEEDS.value], "metric": metrics[0] if metrics else None,
           "paper": f"samplers compared on {base.dataset}"}
   parent, name = os.path.split(os.path.normpath(_WORKDIR.value))
-  runner.run_sweep(name, spec, parent or ".", base=base)
+  try:
+    runner.run_sweep(name, spec, parent or ".", base=base)
+  except runner.Preempted as stop:
+    print(stop, file=sys.stderr)
+    return lifecycle.EXIT_PREEMPTED
   # The table (also summary.md / .csv) and the sweep's plots.
   summary = summarize.summarize(_WORKDIR.value, columns=metrics + COMMON)
   runs = summary["runs"]

@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import shlex
+import shutil
 
 import numpy as np
 import pytest
@@ -85,13 +86,30 @@ def test_one_directory_per_run_and_a_rerun_skips_finished_runs(sweep_dir, monkey
   runner.run_sweep("tiny", SPEC, os.path.dirname(sweep_dir))
 
 
+def test_a_changed_config_goes_to_the_loop_and_a_preempted_run_stops_the_sweep(sweep_dir, monkeypatch):
+  # Results of another config are not "finished": the loop gets the run (and extends or refuses it).
+  # A run stopped by SIGTERM stops the sweep: no further run starts in the grace period.
+  from prosampler_jax import train  # pylint: disable=g-import-not-at-top
+  calls = []
+
+  def preempted(config, workdir):
+    calls.append((os.path.basename(workdir), config.num_epochs))
+    return {"steps": 3, "stopped_early": True, "stop_reason": "preempted"}
+
+  monkeypatch.setattr(train, "train_and_evaluate", preempted)
+  longer = {**SPEC, "overrides": {**SPEC["overrides"], "num_epochs": 3}}
+  with pytest.raises(runner.Preempted, match="sampler=uniform,seed=0 stopped on SIGTERM"):
+    runner.run_sweep("tiny", longer, os.path.dirname(sweep_dir))
+  assert calls == [("sampler=uniform,seed=0", 3)]
+
+
 def test_print_commands_lists_the_unfinished_runs_as_launch_lines(sweep_dir, capsys, tmp_path):
   parent = str(tmp_path)
   os.makedirs(os.path.join(parent, "tiny", "sampler=knn,seed=1"))
   for name in json.load(open(os.path.join(sweep_dir, "sweep.json")))["runs"]:
-    if name != "sampler=proximity,M=200,seed=1":
+    if name != "sampler=proximity,M=200,seed=1":  # the others finished: their results, their config
       os.makedirs(os.path.join(parent, "tiny", name), exist_ok=True)
-      open(os.path.join(parent, "tiny", name, "results.json"), "w").write("{}")
+      shutil.copy(os.path.join(sweep_dir, name, "results.json"), os.path.join(parent, "tiny", name))
   runner.run_sweep("tiny", SPEC, parent, print_commands=True)
   (line,) = capsys.readouterr().out.strip().splitlines()
   args = shlex.split(line)

@@ -77,11 +77,31 @@ def parse_value(text: str):
   return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
+class Preempted(Exception):
+  """A run of the sweep stopped on SIGTERM (its checkpoint is saved); the sweep stopped with it."""
+
+
+def _config_key(config: dict) -> str:
+  """A canonical text of a config (as ``to_dict()`` or as read back from results.json)."""
+  return json.dumps(config, sort_keys=True, default=str)
+
+
+def _finished(run_dir: str, config: ml_collections.ConfigDict) -> bool:
+  """Whether ``run_dir`` holds the results of exactly ``config``. A run with other results is not
+  skipped: the loop then extends it (more epochs), or refuses the changed config by name."""
+  path = os.path.join(run_dir, "results.json")
+  if not os.path.exists(path):
+    return False
+  with open(path) as f:
+    saved = json.load(f).get("config")
+  return saved is not None and _config_key(saved) == _config_key(config.to_dict())
+
+
 def check_distinct(points: list[dict], configs: list[ml_collections.ConfigDict]) -> None:
   """Two grid points that resolve to the same config would train the same run twice: refuse them."""
   seen: dict[str, str] = {}
   for point, config in zip(points, configs):
-    key = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    key = _config_key(config.to_dict())
     if key in seen:
       raise ValueError(f"grid points {seen[key]!r} and {run_name(point)!r} give the same config (an axis "
                        "set to its default); allowed: grids whose points differ, e.g. name the default "
@@ -101,9 +121,10 @@ def run_sweep(name: str, spec: dict, parent: str, *, print_commands: bool = Fals
               base: ml_collections.ConfigDict | None = None) -> list[str]:
   """Runs (or prints) every unfinished run of the sweep; returns the run directories.
 
-  ``base``: the base config itself (e.g. with command-line overrides); None loads ``spec["config"]``.
+  A run is finished when its results.json holds exactly its config. ``base``: the base config itself
+  (e.g. with command-line overrides); None loads ``spec["config"]``. Raises ``Preempted`` when a run
+  stops on SIGTERM, so no further run starts in the grace period.
   """
-  from prosampler_jax import train  # pylint: disable=g-import-not-at-top  (only runs need the loop)
   points = expand(spec["grid"], spec["seeds"])
   base = load_config(spec["config"]) if base is None else base
   # Every point is checked before anything is written or run.
@@ -115,15 +136,19 @@ def run_sweep(name: str, spec: dict, parent: str, *, print_commands: bool = Fals
     json.dump({"name": name, **spec, "runs": [run_name(p) for p in points], "points": points}, f,
               indent=2)
   dirs = [os.path.join(root, run_name(p)) for p in points]
-  todo = [i for i, d in enumerate(dirs) if not os.path.exists(os.path.join(d, "results.json"))]
+  todo = [i for i, d in enumerate(dirs) if not _finished(d, configs[i])]
   if print_commands:
     for i in todo:
       print(launch_command(spec, points[i], dirs[i]))
     return dirs
+  from prosampler_jax import train  # pylint: disable=g-import-not-at-top  (only runs need the loop)
   bar = tqdm.tqdm(todo, desc=f"sweep {name}", unit="run", initial=len(dirs) - len(todo),
                   total=len(dirs), position=0)
   for i in bar:
     bar.set_postfix_str(run_name(points[i]))
     with run_log.to_file(dirs[i]):
-      train.train_and_evaluate(configs[i], dirs[i])
+      results = train.train_and_evaluate(configs[i], dirs[i])
+    if results.get("stop_reason") == "preempted":
+      raise Preempted(f"{dirs[i]} stopped on SIGTERM with its checkpoint saved; rerun the sweep to "
+                      "resume it and the runs after it.")
   return dirs

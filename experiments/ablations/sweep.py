@@ -15,6 +15,7 @@ definition is written to ``WORKDIR/<sweep>/sweep.json`` for ``summarize.py``. Ax
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -63,7 +64,12 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   name, spec = definition(_SWEEP.value)
-  dirs = runner.run_sweep(name, spec, _WORKDIR.value, print_commands=_PRINT.value)
+  try:
+    dirs = runner.run_sweep(name, spec, _WORKDIR.value, print_commands=_PRINT.value)
+  except runner.Preempted as stop:
+    from prosampler_jax import lifecycle  # pylint: disable=g-import-not-at-top  (loads JAX)
+    print(stop, file=sys.stderr)
+    return lifecycle.EXIT_PREEMPTED
   if not _PRINT.value:
     print(f"{len(dirs)} runs under {os.path.join(_WORKDIR.value, name)}; tables and plots: "
           f"python -m experiments.ablations.summarize --sweep_dir={os.path.join(_WORKDIR.value, name)}")
