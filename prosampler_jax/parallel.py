@@ -15,6 +15,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from prosampler_jax import _checks
+
 DATA_AXIS = "data"
 # How the embedding bank is laid out on the mesh: "replicated" (whole on every device) or "data" (its
 # feature columns split over the 'data' axis: 1/num_devices of the bytes per device; columns, not rows,
@@ -40,10 +42,7 @@ def data_sharded(mesh: Mesh) -> NamedSharding:
 
 def bank_sharding(mesh: Mesh, layout: str, bank_dim: int) -> NamedSharding:
   """The sharding of the ``[N, bank_dim]`` bank for ``layout`` (one of ``BANK_SHARDINGS``)."""
-  if layout not in BANK_SHARDINGS:
-    raise ValueError(f"config.bank_sharding={layout!r} is not supported; allowed: "
-                     f"{', '.join(map(repr, BANK_SHARDINGS))}.")
-  if layout == "replicated":
+  if _checks.check_choice("config.bank_sharding", layout, BANK_SHARDINGS) == "replicated":
     return replicated(mesh)
   if bank_dim % mesh.size:
     raise ValueError(f"config.bank_sharding='data' splits the bank's {bank_dim} columns over {mesh.size} "

@@ -17,15 +17,24 @@ import argparse
 import json
 import os
 import sys
+import typing
 
 import numpy as np
 
 from prosampler_jax import samplers
 from prosampler_jax.batch_plan import batch_plan
 
-# Sampler options: (option, type); each is passed only to the samplers that accept it.
-_SAMPLER_OPTIONS = (("num_neighbors", int), ("num_candidates", int), ("restart_prob", float),
-                    ("quantile", float), ("graph_backend", str), ("candidate_draw", str))
+def sampler_options() -> dict[str, type]:
+  """Every sampler's keyword options but the seed, with their types, read from the constructors'
+  signatures (so a new option is a new flag); each is passed only to the samplers that take it."""
+  options = {}
+  for name, cls in samplers.SAMPLERS.items():
+    hints = typing.get_type_hints(cls.__init__)
+    for option in samplers.keyword_arguments(name):
+      kinds = [k for k in typing.get_args(hints[option]) or (hints[option],) if k is not type(None)]
+      options.setdefault(option, kinds[0])
+  del options["seed"]  # the plan's own --seed
+  return options
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -39,7 +48,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
   add("epochs", type=int, default=1, help="Epochs to plan (default 1).")
   add("out", required=True, help="Output .npy path for int32 [epochs, N // B, B].")
   add("seed", type=int, default=0, help="Seed of every random choice (default 0).")
-  for name, kind in _SAMPLER_OPTIONS:
+  for name, kind in sampler_options().items():
     add(name, type=kind, help=f"The sampler's {name} (samplers that take it; their default if unset).")
   return parser.parse_args(argv)
 
@@ -76,7 +85,7 @@ def run(args: argparse.Namespace) -> list[dict]:
   if labels is not None and labels.shape != (n,):
     raise ValueError(f"--labels has shape {labels.shape}; allowed: ({n},), one per embedding.")
   accepted = samplers.keyword_arguments(args.sampler)
-  kwargs = {name: getattr(args, name) for name, _ in _SAMPLER_OPTIONS
+  kwargs = {name: getattr(args, name) for name in sampler_options()
             if getattr(args, name) is not None}
   ignored = sorted(set(kwargs) - set(accepted))
   if ignored:

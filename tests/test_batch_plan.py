@@ -108,13 +108,15 @@ def test_cli_writes_the_plan_and_prints_statistics_per_epoch(tmp_path):
   np.save(tmp_path / "labels.npy", labels)
   done = _cli(tmp_path, "--embeddings=emb.npy", "--labels=labels.npy", "--sampler=proximity",
               "--batch-size=32", "--epochs=3", "--out=plan.npy", "--num-neighbors=8",
-              "--num-candidates=100", "--seed=4")
+              "--num-candidates=100", "--restart-decay=0.1", "--seed=4")
   assert done.returncode == 0, done.stderr
   written = np.load(tmp_path / "plan.npy")
   assert written.shape == (3, 18, 32) and written.dtype == np.int32
   lines = [json.loads(line) for line in done.stdout.splitlines()]
   assert [l["epoch"] for l in lines] == [0, 1, 2] and all("false_negative_rate" in l for l in lines)
-  sampler = samplers.make_sampler("proximity", 600, 32, seed=4, num_neighbors=8, num_candidates=100)
+  # Every constructor option is a flag (restart_decay too), passed through with the sampler's type.
+  sampler = samplers.make_sampler("proximity", 600, 32, seed=4, num_neighbors=8, num_candidates=100,
+                                  restart_decay=0.1)
   np.testing.assert_array_equal(written, batch_plan.batch_plan(sampler, x, epochs=3)[0])
 
 

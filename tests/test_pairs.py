@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from prosampler_jax import parallel
 from prosampler_jax.tasks import _pairs
 
 
@@ -18,17 +17,14 @@ def test_pair_rows_are_unit_rows_whose_cosine_is_the_mean_of_the_views_cosines()
                              atol=1e-6)
 
 
-def test_tail_sees_the_halves_in_the_banks_layout_other_samplers_the_bank():
-  mesh = parallel.make_data_mesh()
+def test_tail_sees_the_halves_on_the_banks_device_other_samplers_the_bank():
   bank = np.random.default_rng(1).normal(size=(10, 16)).astype(np.float32)
-  for layout in parallel.BANK_SHARDINGS:
-    device_bank = parallel.put(bank, parallel.bank_sharding(mesh, layout, 16))
-    assert _pairs.pair_sampler_view(device_bank, "proximity") is device_bank
-    first, second = _pairs.pair_sampler_view(device_bank, "tail")
-    np.testing.assert_array_equal(np.asarray(first), bank[:, :8])
-    np.testing.assert_array_equal(np.asarray(second), bank[:, 8:])
-    assert first.sharding == second.sharding == device_bank.sharding  # a split bank is not gathered
-  host_first, host_second = _pairs.pair_sampler_view(bank, "tail")
-  np.testing.assert_array_equal(host_second, bank[:, 8:])
   single = jax.device_put(bank, jax.devices()[2])  # the feeder's one-device snapshot stays put
-  assert _pairs.pair_sampler_view(single, "tail")[0].devices() == {jax.devices()[2]}
+  assert _pairs.pair_sampler_view(single, "proximity") is single
+  first, second = _pairs.pair_sampler_view(single, "tail")
+  np.testing.assert_array_equal(np.asarray(first), bank[:, :8])
+  np.testing.assert_array_equal(np.asarray(second), bank[:, 8:])
+  assert first.devices() == second.devices() == {jax.devices()[2]}
+  host_first, host_second = _pairs.pair_sampler_view(bank, "tail")
+  np.testing.assert_array_equal(host_first, bank[:, :8])
+  np.testing.assert_array_equal(host_second, bank[:, 8:])

@@ -3,8 +3,6 @@ gets of it (the pair (x, y), whose similarity it symmetrises); the other sampler
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
@@ -21,25 +19,9 @@ def pair_rows(z1: jax.Array, z2: jax.Array) -> jax.Array:
 def pair_sampler_view(bank, sampler_name: str):
   """``(first half, second half)`` of each row for the "tail" sampler, else the bank itself.
 
-  A ``jax.Array`` bank is cut where it lives and each half keeps the bank's layout (a bank split over
-  the devices stays split, instead of being gathered whole onto each by the slice).
+  The feeder hands over its one-device snapshot of the bank, so the halves are cut on that device.
   """
-  if sampler_name != "tail":
-    return bank
-  half = bank.shape[1] // 2
-  if not isinstance(bank, jax.Array):
+  if sampler_name == "tail":
+    half = bank.shape[1] // 2
     return bank[:, :half], bank[:, half:]
-  sharding = bank.sharding
-  try:
-    sharding.shard_shape((bank.shape[0], half))
-  except ValueError:  # the halves cannot keep the layout: let the compiler choose
-    sharding = None
-  return _halves(bank, half=half, out_sharding=sharding)
-
-
-@functools.partial(jax.jit, static_argnames=("half", "out_sharding"))
-def _halves(bank: jax.Array, *, half: int, out_sharding) -> tuple[jax.Array, jax.Array]:
-  first, second = bank[:, :half], bank[:, half:]
-  if out_sharding is not None:
-    first, second = (jax.lax.with_sharding_constraint(x, out_sharding) for x in (first, second))
-  return first, second
+  return bank
