@@ -17,6 +17,6 @@ def test_phases_cover_the_epoch_and_the_helpers_are_restored():
   assert epoch["batches"] == 1200 // tail_bench.BATCH
   assert set(epoch["phases"]) == {"threshold", "tiles_and_graph", "reverse_cuthill_mckee", "rest"}
   assert all(seconds > 0 for name, seconds in epoch["phases"].items() if name != "rest")
-  assert abs(sum(epoch["phases"].values()) - epoch["seconds"]) < 1e-9
+  assert epoch["phases"]["rest"] >= 0  # the timed helpers run inside the epoch, never beside it
   # The default quantile keeps about B neighbours per item (an estimate from sampled pairs).
   assert 0.5 * tail_bench.BATCH < epoch["kept_pairs_per_item"] < 2 * tail_bench.BATCH

@@ -7,8 +7,7 @@ For each N (clustered synthetic embeddings, D = 128, B = 256, K = 100, M = 1000,
     included);
 (c) the same epoch by a plain-Python walk in the reference's style (per batch: a start among the
     uncovered items, a walk with restart collecting a set until B distinct, mark covered), best of
-    3, and the ratio (c) / (b); (d) one ``TailSampler(N, B).sample(0, emb)`` epoch (first call;
-    ``experiments.bench.tail`` splits TBS epochs into phases).
+    3, and the ratio (c) / (b). Tail Batch Sampling has its own benchmark: ``experiments.bench.tail``.
 Prints one JSON object.
 
   python -m experiments.bench.samplers                        # N = 10k, 100k
@@ -40,8 +39,6 @@ _EXACT_MAX_N = flags.DEFINE_integer("exact_max_n", graph.AUTO_EXACT_MAX_N,
                                     "Time the exact backend only up to this N (it is O(N²·D)).")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repeats of a walk epoch; the best counts.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the data, the graphs and the walks.")
-_TAIL_WARM = flags.DEFINE_bool("tail_warm", False,
-                               "Also time a second (warm) TailSampler epoch; slow at large N.")
 
 DIM, BATCH, NEIGHBORS, CANDIDATES, RESTART = 128, 256, 100, 1000, 0.2
 
@@ -148,16 +145,6 @@ def bench_walks(neighbors: np.ndarray, seed: int) -> dict:
   }
 
 
-def bench_tail(emb: np.ndarray, seed: int) -> dict:
-  """(d): one TailSampler epoch (its first call, compile included; a warm one with --tail_warm)."""
-  sampler = samplers.TailSampler(emb.shape[0], BATCH, seed=seed)
-  _, first = _timed(sampler.sample, 0, emb)
-  report = {"first_call_seconds": first}
-  if _TAIL_WARM.value:
-    report["seconds"] = _timed(sampler.sample, 1, emb)[1]
-  return report
-
-
 def main(argv):
   del argv
   sizes = [int(s) for s in _SIZES.value] + ([1_000_000] if _LARGE.value else [])
@@ -175,8 +162,7 @@ def main(argv):
     if walk_graph is None:
       walk_graph = graph.build_proximity_graph(emb, num_neighbors=NEIGHBORS,
                                                num_candidates=CANDIDATES, seed=seed)
-    report["sizes"][str(n)] = {"graph": graphs_report, "walk": bench_walks(walk_graph, seed),
-                               "tail_sampler": bench_tail(emb, seed)}
+    report["sizes"][str(n)] = {"graph": graphs_report, "walk": bench_walks(walk_graph, seed)}
   if "100000" in report["sizes"]:
     at_100k = report["sizes"]["100000"]
     report["targets_at_100k"] = {
@@ -184,8 +170,6 @@ def main(argv):
         "walk_ge_3x_python": at_100k["walk"]["ratio_python_over_jax"] >= 3.0,
         "candidates_graph_le_10s": at_100k["graph"].get("candidates", {}).get("seconds",
                                                                               np.inf) <= 10.0,
-        "tail_epoch_le_60s": at_100k.get("tail_sampler", {}).get("first_call_seconds",
-                                                                  np.inf) <= 60.0,
     }
   print(json.dumps(report, indent=2))
 

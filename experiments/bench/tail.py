@@ -4,9 +4,10 @@ For each N (``--sizes``) and width D (``--dims``) on clustered synthetic embeddi
 device (B = 256, the default quantile), it times ``TailSampler(N, B).sample(epoch, emb)``: the first
 call (which compiles) and ``--warm`` further epochs, and splits each epoch into the phases of the
 sampler's own code path, timed by wrapping its helpers for the duration of the call:
-``threshold`` (the quantile estimate), ``tiles_and_graph`` (the similarity tiles, the kept pairs and the
-sparse graph), ``reverse_cuthill_mckee``, and ``rest`` (gathering, normalising and padding the pool,
-cutting and shuffling batches). Also the kept pairs per item (about B by design). Prints one JSON
+``threshold`` (the quantile estimate; it is the first to wait for the device, so it also holds the
+pool's gather, normalisation and padding, dispatched asynchronously before it), ``tiles_and_graph``
+(the similarity tiles, the kept pairs and the sparse graph), ``reverse_cuthill_mckee``, and ``rest``
+(dispatching that pool work, cutting and shuffling batches). Also the kept pairs per item (about B by design). Prints one JSON
 object. Independent of any input pipeline.
 
   python -m experiments.bench.tail                          # N = 100k, D = 64 and 128
