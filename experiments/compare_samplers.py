@@ -19,7 +19,6 @@ monitor metric per epoch (mean over seeds, ±1 std band) goes to ``WORKDIR/<metr
 import os
 import sys
 
-import numpy as np
 from absl import app
 from absl import flags
 from ml_collections import config_flags
@@ -35,17 +34,12 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/digits", "Parent directory of th
 _SAMPLERS = flags.DEFINE_list("samplers", ["uniform", "proximity", "tail"], "Samplers to compare.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; the table shows mean ± std over them.")
 
-# The task's headline metrics (the first is plotted per epoch), then what every task has.
-METRICS = {"simclr": ("knn_accuracy", "linear_accuracy"), "simcse": ("stsb_dev", "stsb", "average"),
-           "graphcl": ("svm_acc",)}
+# Besides the task's headline metrics (summarize.TASK_METRICS), what every task has.
 COMMON = ("mean_neg_cos", "false_negative_rate", "min_bank_written", "bank_staleness", "wall_seconds")
 
 
 def plot_monitor(runs: list[dict], metric: str, path: str, title: str) -> bool:
   """``metric`` per epoch, one line per sampler: the mean over seeds with a ±1 std band."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   curves: dict[str, dict[int, list[float]]] = {}
   for run in runs:
     for record in run["epochs"]:
@@ -54,20 +48,16 @@ def plot_monitor(runs: list[dict], metric: str, path: str, title: str) -> bool:
             record[metric])
   if not curves:
     return False
-  fig, ax = plt.subplots(figsize=(6, 4))
-  for name, per_epoch in curves.items():
-    epochs = sorted(per_epoch)
-    mean = [np.mean(per_epoch[e]) for e in epochs]
-    std = [np.std(per_epoch[e], ddof=1) if len(per_epoch[e]) > 1 else 0.0 for e in epochs]
-    summarize.band(ax, epochs, mean, std, f"{name} (n={max(len(v) for v in per_epoch.values())})")
-  ax.set_xlabel("epoch")
-  ax.set_ylabel(metric)
-  ax.set_title(title)
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  with summarize.figure(path, (6, 4)) as ax:
+    for name, per_epoch in curves.items():
+      epochs = sorted(per_epoch)
+      mean, std = zip(*(summarize.mean_std(per_epoch[e]) for e in epochs))
+      summarize.band(ax, epochs, mean, std, f"{name} (n={max(len(v) for v in per_epoch.values())})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
   return True
 
 
@@ -75,7 +65,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   base = _CONFIG.value
-  metrics = METRICS.get(base.task, ())
+  metrics = summarize.TASK_METRICS.get(base.task, ())
   config_flag = flags.FLAGS["config"]
   spec = {"config": config_flags.get_config_filename(config_flag),
           # The command line's --config.key=value overrides, so sweep.json records the whole setup.

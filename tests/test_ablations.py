@@ -144,6 +144,9 @@ def test_summary_tables_are_mean_and_std_over_seeds_and_the_plots_exist(sweep_di
 def test_the_notebook_runs_top_to_bottom_on_the_results(sweep_dir, tmp_path):
   import nbclient  # pylint: disable=g-import-not-at-top
   import nbformat  # pylint: disable=g-import-not-at-top
+  summarize.summarize(sweep_dir)  # the documented order: sweep, summarize (tables, plots), notebook
+  written = {name: os.path.getmtime(os.path.join(sweep_dir, name))
+             for name in os.listdir(sweep_dir) if name.startswith("summary") or name.endswith(".png")}
   notebook = nbformat.read(os.path.join(REPO, "experiments", "notebooks", "reproduce.ipynb"), as_version=4)
   os.environ["PROSAMPLER_RESULTS"] = os.path.dirname(sweep_dir)
   os.environ["PROSAMPLER_ROOT"] = REPO
@@ -157,3 +160,5 @@ def test_the_notebook_runs_top_to_bottom_on_the_results(sweep_dir, tmp_path):
   text = json.dumps([o.get("data", {}).get("text/markdown", o.get("text", "")) for o in outputs])
   assert "1 sweep(s)" in text and "### tiny (8/8 runs)" in text and "| proximity | 200 | 2 |" in text
   assert sum("image/png" in o.get("data", {}) for o in outputs) == 4
+  # The notebook reads; it rewrites none of the sweep's tables or plots.
+  assert {name: os.path.getmtime(os.path.join(sweep_dir, name)) for name in written} == written

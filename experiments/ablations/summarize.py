@@ -7,11 +7,13 @@ seeds) and, for each numeric axis the sweep varies (M, α, K, B, t, quantile), `
 for the sweep's metric, batch hardness (``mean_neg_cos``) and the false-negative rate: the mean over seeds
 with a ±1 std band, one line per value of the other axes, uniform batches as a dashed reference. When
 the sweep varies the sampler, ``samplers.png`` shows every sampler side by side (the kNN sampler below
-uniform where the paper finds it). The notebook uses ``load_runs`` and ``summary_rows`` too.
+uniform where the paper finds it). The notebook reads tables through ``aggregate``, which writes
+nothing, and shows the plots already written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -20,8 +22,9 @@ import numpy as np
 from absl import app
 from absl import flags
 
-_SWEEP_DIR = flags.DEFINE_string("sweep_dir", None, "A sweep's directory (holds sweep.json).")
-
+# Each task's headline metrics, the first plotted per epoch and taken as a sweep's default metric.
+TASK_METRICS = {"simclr": ("knn_accuracy", "linear_accuracy"), "simcse": ("stsb_dev", "stsb", "average"),
+                "graphcl": ("svm_acc",)}
 STATS = ("mean_neg_cos", "false_negative_rate")  # batch hardness and wrong negatives
 NUMERIC_AXES = ("M", "alpha", "K", "B", "t", "quantile")
 _AXIS_LABELS = {"M": "candidates M", "alpha": "restart probability α", "K": "neighbours K",
@@ -52,19 +55,39 @@ def load_runs(sweep_dir: str) -> tuple[dict, list[dict]]:
                            if refreshes else None)}
     epochs = [h for h in result.get("history", []) if h.get("event") == "epoch"]
     runs.append({"name": name, "point": point, "task": result.get("task"),
-                 "dataset": result.get("dataset"), **figures, **{k: stats.get(k) for k in STATS}, **freshness,
+                 "dataset": result.get("dataset"), "loss": result.get("loss"), **figures, **{k: stats.get(k) for k in STATS}, **freshness,
                  "epochs": epochs})
   return spec, runs
 
 
 def metric_of(spec: dict, runs: list[dict]) -> str:
-  """The sweep's headline metric (its definition's, else the first task metric the runs have)."""
+  """The sweep's headline metric (its definition's, else the first of its task's metrics the runs have)."""
   if spec.get("metric"):
     return spec["metric"]
-  for candidate in ("knn_accuracy", "linear_accuracy", "average", "stsb", "svm_acc"):
-    if runs and candidate in runs[0]:
+  for candidate in TASK_METRICS.get(runs[0]["task"], ()) if runs else ():
+    if candidate in runs[0]:
       return candidate
-  raise ValueError("the sweep names no metric and its runs have none of the known ones.")
+  raise ValueError("the sweep names no metric and its runs have none of their task's.")
+
+
+def mean_std(values) -> tuple[float, float]:
+  """Mean and sample standard deviation (ddof=1; 0 for a single value) over seeds."""
+  return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+@contextlib.contextmanager
+def figure(path: str, size: tuple[float, float]):
+  """Axes of a new figure, written to ``path`` (PNG, headless) when the block ends."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=size)
+  try:
+    yield ax
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+  finally:
+    plt.close(fig)
 
 
 def summary_rows(runs: list[dict], columns: tuple[str, ...]) -> list[dict]:
@@ -78,8 +101,7 @@ def summary_rows(runs: list[dict], columns: tuple[str, ...]) -> list[dict]:
     row = {"axes": dict(key), "seeds": len(members)}
     for column in columns:
       values = [m[column] for m in members if m.get(column) is not None]
-      row[column] = ((float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-                      len(values)) if values else None)
+      row[column] = (*mean_std(values), len(values)) if values else None
     rows.append(row)
   return rows
 
@@ -115,9 +137,6 @@ def band(ax, x, mean, std, label: str, **line) -> None:
 
 def plot_axis(rows: list[dict], axis: str, column: str, path: str, title: str) -> bool:
   """``column`` against numeric ``axis``: mean with a ±1 std band per line; False if nothing to plot."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   lines: dict[tuple, list[tuple[float, float, float]]] = {}
   baselines = []
   for row in rows:
@@ -131,57 +150,48 @@ def plot_axis(rows: list[dict], axis: str, column: str, path: str, title: str) -
   lines = {rest: points for rest, points in lines.items() if len(points) >= 2}  # a line, not a dot
   if not lines:
     return False
-  fig, ax = plt.subplots(figsize=(5.5, 3.8))
-  for rest, points in sorted(lines.items(), key=lambda item: str(item[0])):
-    x, mean, std = zip(*sorted(points))
-    band(ax, x, mean, std, ", ".join(f"{k}={v}" for k, v in rest) or column, marker="o")
-  for mean, std, _ in baselines:
-    ax.axhline(mean, color="gray", linestyle="--", label=f"uniform ({mean:.3f} ± {std:.3f})")
-  if axis == "M" and max(v[0] for pts in lines.values() for v in pts) / max(
-      1e-9, min(v[0] for pts in lines.values() for v in pts)) >= 20:
-    ax.set_xscale("log")
-  ax.set_xlabel(_AXIS_LABELS.get(axis, axis))
-  ax.set_ylabel(column)
-  ax.set_title(title)
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  with figure(path, (5.5, 3.8)) as ax:
+    for rest, points in sorted(lines.items(), key=lambda item: str(item[0])):
+      x, mean, std = zip(*sorted(points))
+      band(ax, x, mean, std, ", ".join(f"{k}={v}" for k, v in rest) or column, marker="o")
+    for mean, std, _ in baselines:
+      ax.axhline(mean, color="gray", linestyle="--", label=f"uniform ({mean:.3f} ± {std:.3f})")
+    if axis == "M" and max(v[0] for pts in lines.values() for v in pts) / max(
+        1e-9, min(v[0] for pts in lines.values() for v in pts)) >= 20:
+      ax.set_xscale("log")
+    ax.set_xlabel(_AXIS_LABELS.get(axis, axis))
+    ax.set_ylabel(column)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
   return True
 
 
 def plot_samplers(rows: list[dict], column: str, path: str, title: str) -> bool:
   """Every sampler's ``column`` (rows whose only axis is the sampler) as bars with ±1 std."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   bars = [(row["axes"]["sampler"], *row[column][:2]) for row in rows
           if set(row["axes"]) == {"sampler"} and row[column] is not None]
   if len(bars) < 2:
     return False
   names, means, stds = zip(*bars)
-  fig, ax = plt.subplots(figsize=(5, 3.5))
-  ax.bar(names, means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
-  low = min(m - s for m, s in zip(means, stds))
-  high = max(m + s for m, s in zip(means, stds))
-  margin = max(1e-3, 0.15 * (high - low))
-  ax.set_ylim(low - margin, high + margin)
-  ax.set_ylabel(column)
-  ax.set_title(title)
-  ax.grid(alpha=0.3, axis="y")
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  with figure(path, (5, 3.5)) as ax:
+    ax.bar(names, means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
+    low = min(m - s for m, s in zip(means, stds))
+    high = max(m + s for m, s in zip(means, stds))
+    margin = max(1e-3, 0.15 * (high - low))
+    ax.set_ylim(low - margin, high + margin)
+    ax.set_ylabel(column)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
   return True
 
 
-def summarize(sweep_dir: str, columns: tuple[str, ...] | None = None) -> dict:
-  """Writes the tables and plots of ``sweep_dir``; returns ``{"metric", "rows", "markdown", "plots",
-  "runs"}`` (``runs`` as ``load_runs`` gives them, so callers need not read the results again).
+def aggregate(sweep_dir: str, columns: tuple[str, ...] | None = None) -> dict:
+  """The sweep's tables, computed without writing anything: ``{"spec", "runs", "metric", "columns",
+  "rows", "markdown", "finished_runs", "total_runs"}`` (``runs`` as ``load_runs`` gives them).
 
-  ``columns``: the table's columns (default: the sweep's metric, then ``STATS``); the plots always show
-  the metric and ``STATS``.
+  ``columns``: the table's columns (default: the sweep's metric, then ``STATS``); ``rows`` always hold
+  the metric and ``STATS`` too (what the plots show).
   """
   spec, runs = load_runs(sweep_dir)
   if not runs:
@@ -190,14 +200,23 @@ def summarize(sweep_dir: str, columns: tuple[str, ...] | None = None) -> dict:
   plotted = (metric, *STATS)
   columns = tuple(dict.fromkeys(columns or plotted))
   rows = summary_rows(runs, tuple(dict.fromkeys(columns + plotted)))
-  markdown = markdown_table(rows, columns)
+  return {"spec": spec, "runs": runs, "metric": metric, "columns": columns, "rows": rows,
+          "markdown": markdown_table(rows, columns), "finished_runs": len(runs),
+          "total_runs": len(spec["runs"])}
+
+
+def summarize(sweep_dir: str, columns: tuple[str, ...] | None = None) -> dict:
+  """Writes ``aggregate``'s tables (summary.md, summary.csv) and the plots into ``sweep_dir``; returns
+  ``aggregate``'s dict plus ``"plots"`` (the paths written)."""
+  summary = aggregate(sweep_dir, columns)
+  spec, metric, rows = summary["spec"], summary["metric"], summary["rows"]
   with open(os.path.join(sweep_dir, "summary.md"), "w") as f:
-    f.write(f"# {spec['name']}\n\n{spec.get('paper', '')}\n\n{markdown}\n")
-  write_csv(rows, columns, os.path.join(sweep_dir, "summary.csv"))
+    f.write(f"# {spec['name']}\n\n{spec.get('paper', '')}\n\n{summary['markdown']}\n")
+  write_csv(rows, summary["columns"], os.path.join(sweep_dir, "summary.csv"))
   varied = [a for a in NUMERIC_AXES if any(a in r["axes"] for r in rows)]
   plots = []
   for axis in varied:
-    for column in plotted:
+    for column in (metric, *STATS):
       path = os.path.join(sweep_dir, f"{column}_vs_{axis}.png")
       if plot_axis(rows, axis, column, path, f"{spec['name']}: {column} vs {axis}"):
         plots.append(path)
@@ -205,20 +224,22 @@ def summarize(sweep_dir: str, columns: tuple[str, ...] | None = None) -> dict:
     path = os.path.join(sweep_dir, "samplers.png")
     if plot_samplers(rows, metric, path, f"{spec['name']}: {metric} per sampler"):
       plots.append(path)
-  return {"metric": metric, "rows": rows, "markdown": markdown, "plots": plots, "runs": runs,
-          "finished_runs": len(runs), "total_runs": len(spec["runs"])}
+  return {**summary, "plots": plots}
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  if not _SWEEP_DIR.value:
+  sweep_dir = flags.FLAGS.sweep_dir
+  if not sweep_dir:
     raise app.UsageError("--sweep_dir is required (a directory written by experiments.ablations.sweep).")
-  summary = summarize(_SWEEP_DIR.value)
+  summary = summarize(sweep_dir)
   print(summary["markdown"])
   print(f"\n{summary['finished_runs']}/{summary['total_runs']} runs finished; "
-        f"{len(summary['plots'])} plots and summary.md/.csv in {_SWEEP_DIR.value}")
+        f"{len(summary['plots'])} plots and summary.md/.csv in {sweep_dir}")
 
 
 if __name__ == "__main__":
+  # Defined here, not at import: compare_samplers and the notebook import this module as a library.
+  flags.DEFINE_string("sweep_dir", None, "A sweep's directory (holds sweep.json).")
   app.run(main)
