@@ -21,6 +21,7 @@ import numpy as np
 
 from prosampler_jax import _checks
 from prosampler_jax import diagnostics
+from prosampler_jax.feeder import WindowSchedule
 from prosampler_jax.samplers import BatchSampler
 from prosampler_jax.samplers import TailSampler
 from prosampler_jax.tasks._pairs import pair_rows
@@ -71,15 +72,14 @@ class PlanBatchSampler:
     return self.sampler.num_batches_per_epoch
 
   def __iter__(self) -> Iterator[list[int]]:
-    per_epoch = len(self)
+    schedule = WindowSchedule(len(self), self.refresh_batches)  # the trainer's windows
     local = self.sampler.batch_size // self.num_replicas
     columns = slice(self.rank * local, (self.rank + 1) * local)
-    for window, start in enumerate(range(0, per_epoch, self.refresh_batches)):
-      count = min(self.refresh_batches, per_epoch - start)
+    for window in range(schedule.windows_per_epoch):
       embeddings = None if self.embed is None else self.embed(self.epoch, window)
       rows = self.sampler.sample(self.epoch, embeddings, num_batches=self.refresh_batches,
                                  window=window)
-      for row in rows[:count]:
+      for row in rows[:schedule.window_length(window)]:
         yield row[columns].tolist()
 
 
@@ -93,7 +93,6 @@ def batch_plan(sampler: BatchSampler, embeddings, *, epochs: int, labels=None
   by side (as the trainers' two-view tasks keep their bank).
   """
   epochs = _checks.check_int("epochs", epochs, low=1)
-  bank = embeddings
   if isinstance(embeddings, tuple):
     if len(embeddings) != 2:
       raise ValueError(f"embeddings is a tuple of length {len(embeddings)}; allowed: an array [N, D] "
@@ -101,7 +100,9 @@ def batch_plan(sampler: BatchSampler, embeddings, *, epochs: int, labels=None
     x, y = (_checks.check_embeddings(f"embeddings[{i}]", v) for i, v in enumerate(embeddings))
     if x.shape != y.shape:
       raise ValueError(f"the pair's views must have the same shape, got {x.shape} and {y.shape}.")
-    bank = np.asarray(pair_rows(jnp.asarray(x), jnp.asarray(y)))
+    bank = pair_rows(jnp.asarray(x), jnp.asarray(y))
+  else:  # on the device once: every epoch's sampler and statistics read it there
+    bank = _checks.check_embeddings("embeddings", embeddings, on_device=True)
   view = embeddings if isinstance(sampler, TailSampler) else bank
   plans, stats = [], []
   for epoch in range(epochs):
