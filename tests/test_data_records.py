@@ -65,12 +65,16 @@ def test_items_are_read_by_index_in_the_requested_order(data_dir, tfrecord_dir, 
   assert list(subset.labels(cache_dir=str(cache_dir))) == [reference[5][1], reference[0][1]]
 
 
-def test_an_unwritable_cache_costs_a_warning_not_the_labels(data_dir, tmp_path):
+def test_an_unwritable_cache_costs_a_warning_not_the_labels(data_dir, tfrecord_dir, tmp_path,
+                                                            monkeypatch):
   reader = records.RecordImages.open("imagenet2012", "validation", data_dir)
   blocked = tmp_path / "file"
   blocked.write_text("not a directory")
+  warnings = []
+  monkeypatch.setattr(records.logging, "warning", lambda message, *args: warnings.append(message % args))
   labels = reader.labels(cache_dir=str(blocked / "labels"))
-  assert len(labels) == 12
+  np.testing.assert_array_equal(labels, [label for _, label in _memory_records(tfrecord_dir, "validation")])
+  assert len(warnings) == 1 and "Could not cache the labels" in warnings[0]
 
 
 def test_labels_are_read_once_and_then_come_from_the_cache(data_dir, cache_dir):

@@ -28,14 +28,13 @@ class RecordingSampler(samplers.ProximitySampler):
 
 
 def make_feeder(task, *, steps_per_epoch=20, refresh_steps=8, lookahead_steps=2, warmup_epochs=1,
-                num_epochs=3, bank_layout="replicated"):
+                num_epochs=3):
   sampler = RecordingSampler(task.num_examples, 64, num_neighbors=5, num_candidates=20, seed=3)
   schedule = feeder_lib.WindowSchedule(steps_per_epoch, refresh_steps)
   mesh = parallel.make_data_mesh()
   feeder = feeder_lib.BatchFeeder(task, sampler, schedule, mesh, warmup_epochs=warmup_epochs,
                                   lookahead_steps=lookahead_steps,
                                   total_steps=num_epochs * steps_per_epoch)
-  feeder.bank_layout = bank_layout  # read by drive()
   return feeder, sampler, mesh
 
 
@@ -45,13 +44,13 @@ def bank_at(step: int, task, mesh, layout: str = "replicated") -> jax.Array:
   return jax.device_put(jnp.asarray(rows), parallel.bank_sharding(mesh, layout, task.bank_dim))
 
 
-def drive(feeder, task, mesh, steps):
+def drive(feeder, task, mesh, steps, layout="replicated"):
   """Plays the loop's part: submit what is due (with that step's bank), then take the step's batch."""
   submitted, indices = [], []
   for step in steps:
     window = feeder.due(step)
     if window is not None:
-      bank = bank_at(step, task, mesh, feeder.bank_layout) if feeder.uses_bank(window) else None
+      bank = bank_at(step, task, mesh, layout) if feeder.uses_bank(window) else None
       feeder.submit(window, bank, None if bank is None else {"bank_written_fraction": 1.0})
       if bank is not None:
         bank.delete()  # the train step donates the bank: the feeder must have taken its own copy
@@ -161,8 +160,8 @@ def test_the_sampler_and_batch_stats_read_the_bank_on_its_devices_never_on_the_h
 
   monkeypatch.setattr(parallel, "to_host", no_host_copy)
   monkeypatch.setattr(feeder_lib.diagnostics, "batch_stats", _device_only(feeder_lib.diagnostics.batch_stats))
-  feeder, sampler, _ = make_feeder(task, bank_layout=layout)
-  _, indices = drive(feeder, task, mesh, range(41))
+  feeder, sampler, _ = make_feeder(task)
+  _, indices = drive(feeder, task, mesh, range(41), layout)
   feeder.close()
   np.testing.assert_array_equal(np.stack(indices), np.stack(expected))
   untimed = lambda stats: {k: v for k, v in stats.items() if k != "sampler_seconds"}

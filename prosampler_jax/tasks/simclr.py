@@ -49,7 +49,6 @@ class SimCLRTask:
     self.bank_dim = 2 * _checks.check_int("config.model.projection_dim", config.model.projection_dim,
                                           low=1)
 
-    _checks.check_choice("config.data_reader", config.data_reader, data.READERS)
     load = lambda split: data.load_image_source(config.dataset, split, data_dir=config.data_dir or None,
                                                 seed=config.seed, reader=config.data_reader)
     pretrain = load("pretrain")
