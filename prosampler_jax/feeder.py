@@ -82,6 +82,12 @@ class WindowSchedule:
     return epoch * self.windows_per_epoch + window
 
 
+def _float32_snapshot(bank: jax.Array) -> jax.Array:
+  """``parallel.device_snapshot`` of ``bank`` as float32, converted once on that device: the sampler
+  and the batch statistics both read this copy, so a bfloat16 bank costs one float32 copy, not two."""
+  return parallel.device_snapshot(bank).astype(np.float32)
+
+
 class BatchFeeder:
   """Turns bank snapshots into index arrays and index arrays into device batches, one window ahead.
 
@@ -144,7 +150,7 @@ class BatchFeeder:
     if self._pending is not None:
       raise RuntimeError(f"window {self._pending[0]} is still pending; submit {window} after it is used.")
     # The train step donates the bank: copy it now, on the device.
-    snapshot = None if bank is None else parallel.device_snapshot(bank)
+    snapshot = None if bank is None else _float32_snapshot(bank)
     freshness = dict(freshness or {})
     job = lambda: self._sample(*window, snapshot, freshness, first_bad_step)
     self._pending = (tuple(window), self._executor.submit(job))
@@ -172,7 +178,7 @@ class BatchFeeder:
   def precompile(self, bank: jax.Array) -> None:
     """Runs a throw-away copy of the sampler once, in a thread of its own, so its JAX kernels compile
     during the warm-up epoch instead of stalling the first window that needs them."""
-    sampler, snapshot = copy.deepcopy(self._sampler), parallel.device_snapshot(bank)
+    sampler, snapshot = copy.deepcopy(self._sampler), _float32_snapshot(bank)
     window_length = self._schedule.window_length(0)
 
     def job():
