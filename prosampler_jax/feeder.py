@@ -129,6 +129,13 @@ class BatchFeeder:
       return upcoming
     return None
 
+  def warmup_ahead(self, step: int) -> bool:
+    """Whether ``step`` is in a warm-up epoch that bank-sampled steps follow: only then does
+    :meth:`precompile` pay off (after warm-up, on a resume, it would be a throw-away sampler pass, for
+    Tail Batch Sampling a whole epoch's ordering)."""
+    warmup_steps = self._warmup_epochs * self._schedule.steps_per_epoch
+    return step < warmup_steps < self._total
+
   def uses_bank(self, window: tuple[int, int]) -> bool:
     """Whether ``window`` is sampled from the bank (after warm-up) rather than uniformly."""
     return window[0] >= self._warmup_epochs
@@ -164,6 +171,7 @@ class BatchFeeder:
     view = None if snapshot is None else self._task.sampler_view(snapshot)
     batches = self._sampler.sample(epoch, view, num_batches=self._schedule.refresh_steps, window=window)
     stats = {k: float(v) for k, v in freshness.items()}
+    stats.update(self._sampler.window_info())  # e.g. which window's bank TBS's epoch order came from
     if snapshot is not None:
       stats.update(diagnostics.batch_stats(batches[:self._schedule.window_length(window)], snapshot,
                                            self._task.pretrain_labels))

@@ -27,6 +27,7 @@ from jax import lax
 import numpy as np
 
 from prosampler_jax import _checks
+from prosampler_jax import neighbors
 from prosampler_jax.normalize import l2_normalize
 
 BACKENDS = ("auto", "candidates", "exact", "nndescent")
@@ -48,9 +49,6 @@ _DRAWS_PER_ITEM = 16
 # large on an accelerator (fewer, fuller kernels).
 _CHUNK_BYTES_CPU = 48 << 20
 _CHUNK_BYTES_ACCELERATOR = 1 << 30
-# Exact backend: rows per block and the most columns per block.
-_EXACT_ROWS = 256
-_EXACT_MAX_COLS = 16_384
 # The oversampled draw falls short of the wanted distinct items with at most this probability per row.
 _DRAW_FAILURE_PROB = 1e-12
 
@@ -284,44 +282,17 @@ def _shared_draw_chunk(emb, rows, key, *, num_neighbors, num_draw, length):
 
 
 def _exact_graph(emb, query_rows: np.ndarray, k: int) -> jax.Array:
-  """Exact top-K neighbours (self excluded) of ``query_rows`` among all N items, in row blocks."""
+  """Exact top-K neighbours (self excluded) of ``query_rows`` among all N items, in row blocks
+  (:func:`neighbors.top_k_blocks`: column blocks with a running top-k; the graph stays on the device)."""
   emb = jnp.asarray(emb)
-  n, d = emb.shape
-  num_col_blocks = -(-n // _EXACT_MAX_COLS)
-  cols = -(-n // num_col_blocks)
-  cols = -(-cols // 128) * 128
-  table = jnp.pad(emb, ((0, num_col_blocks * cols - n), (0, 0))).reshape(num_col_blocks, cols, d)
-  rows = min(_EXACT_ROWS, len(query_rows))
+  table, table_ids = neighbors.column_table(emb)
+  rows = min(neighbors.EXACT_ROWS, len(query_rows))
   num_row_blocks = -(-len(query_rows) // rows)
   padded = jnp.asarray(np.resize(query_rows.astype(np.int32), num_row_blocks * rows))
-  out = [_exact_block(emb, table, padded[b * rows:(b + 1) * rows], num_neighbors=k)
-         for b in range(num_row_blocks)]
+  no_threshold = jnp.float32(-jnp.inf)
+  out = [neighbors.top_k_blocks(emb[ids], ids, table, table_ids, no_threshold, k=k)[1]
+         for ids in (padded[b * rows:(b + 1) * rows] for b in range(num_row_blocks))]
   return jnp.concatenate(out)[:len(query_rows)]
-
-
-@functools.partial(jax.jit, static_argnames=("num_neighbors",))
-def _exact_block(emb, table, row_ids, *, num_neighbors):
-  """Top-K columns of ``emb[row_ids] @ table.T`` over column blocks ``table`` ``[C, cols, D]``."""
-  n = emb.shape[0]
-  num_rows = row_ids.shape[0]
-  queries = emb[row_ids]
-  cols = table.shape[1]
-
-  def merge(best, block):
-    cols_block, offset = block
-    col_ids = offset + jnp.arange(cols, dtype=jnp.int32)
-    sims = jnp.dot(queries, cols_block.T, precision=lax.Precision.HIGHEST)
-    bad = (col_ids[None, :] == row_ids[:, None]) | (col_ids[None, :] >= n)
-    values = jnp.concatenate([best[0], jnp.where(bad, -jnp.inf, sims)], axis=1)
-    ids = jnp.concatenate([best[1], jnp.broadcast_to(col_ids, (num_rows, cols))], axis=1)
-    top, idx = lax.top_k(values, num_neighbors)
-    return (top, jnp.take_along_axis(ids, idx, axis=1)), None
-
-  init = (jnp.full((num_rows, num_neighbors), -jnp.inf, jnp.float32),
-          jnp.full((num_rows, num_neighbors), -1, jnp.int32))
-  offsets = jnp.arange(table.shape[0], dtype=jnp.int32) * cols
-  (_, ids), _ = lax.scan(merge, init, (table, offsets))
-  return ids
 
 
 # --------------------------------------------------------------------------------------------------

@@ -361,7 +361,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
   signals = lifecycle.StopSignals()
   with signals:
     try:  # the feeder's threads start in here and are joined on every way out
-      if step < total_steps and config.sampler.warmup_epochs > 0:
+      if feeder.warmup_ahead(step):
         feeder.precompile(state.bank)
       while step < stop_at:
         window = feeder.due(step)

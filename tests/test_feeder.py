@@ -81,6 +81,21 @@ def test_lookahead_is_at_most_an_eighth_of_a_window(requested, refresh, expected
   assert feeder_lib.effective_lookahead(requested, refresh) == expected
 
 
+@pytest.mark.parametrize("warmup_epochs,num_epochs,due_until", [
+    (1, 3, 20),  # warm-up steps 0-19, then bank windows: precompile while in warm-up
+    (2, 3, 40),
+    (0, 3, 0),   # no warm-up: nothing to hide the first window's compilation behind
+    (3, 3, 0),   # only warm-up: no bank window ever comes
+])
+def test_the_precompile_pass_is_due_only_while_a_warmup_epoch_is_ahead(task, warmup_epochs, num_epochs,
+                                                                       due_until):
+  feeder, _, _ = make_feeder(task, warmup_epochs=warmup_epochs, num_epochs=num_epochs)
+  try:
+    assert [s for s in range(60) if feeder.warmup_ahead(s)] == list(range(due_until))
+  finally:
+    feeder.close()
+
+
 def test_each_window_is_sampled_once_at_the_right_step_from_that_steps_bank(task):
   feeder, sampler, mesh = make_feeder(task)   # windows of 8, 8, 4 steps; look-ahead min(2, 8 // 8) = 1
   submitted, indices = drive(feeder, task, mesh, range(60))

@@ -9,6 +9,7 @@ import pytest
 
 from prosampler_jax import diagnostics
 from prosampler_jax import graph
+from prosampler_jax import neighbors
 from prosampler_jax.normalize import l2_normalize
 
 N, D, CLUSTERS, K = 600, 16, 8, 10
@@ -68,8 +69,8 @@ def test_exact_equals_brute_force(exact, cosine):
 
 
 def test_exact_with_several_column_blocks(clustered, exact, monkeypatch):
-  monkeypatch.setattr(graph, "_EXACT_MAX_COLS", 128)  # 600 columns → 5 blocks, running top-k merge.
-  monkeypatch.setattr(graph, "_EXACT_ROWS", 100)
+  monkeypatch.setattr(neighbors, "EXACT_MAX_COLS", 128)  # 600 columns → 5 blocks, running top-k merge.
+  monkeypatch.setattr(neighbors, "EXACT_ROWS", 100)
   np.testing.assert_array_equal(
       graph.build_proximity_graph(clustered[0], num_neighbors=K, backend="exact"), exact)
 

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import hypothesis
 from hypothesis import strategies as st
-import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import sparse
 
 from prosampler_jax import samplers
-from prosampler_jax.samplers import tail as tail_lib
-from prosampler_jax.normalize import l2_normalize
 
 N, B, D, CLUSTERS = 2000, 32, 16, 20
 
@@ -159,128 +155,6 @@ def test_start_items_top_up_from_covered_items_when_too_few_are_left(clusters, i
   starts = sampler.sample(0, x, num_batches=20, window=1)[:, 0]
   assert set(starts[:3].tolist()) == set(left.tolist())  # the uncovered items first, …
   assert np.unique(starts).size == 20  # … then distinct covered ones.
-
-
-def test_tail_epoch_is_a_permutation(clusters):
-  x, _ = clusters
-  batches = samplers.TailSampler(N, B, seed=1).sample(3, x)
-  assert np.unique(batches).size == batches.size == (N // B) * B
-
-
-def test_tail_windows_partitioning_an_epoch_use_each_item_once(clusters):
-  x, labels = clusters
-  sampler = samplers.TailSampler(N, B, seed=1)
-  windows = [sampler.sample(0, x, num_batches=25, window=w) for w in range(3)]
-  epoch = np.concatenate([windows[0], windows[1], windows[2][:12]])  # 62 = N // B steps.
-  assert np.unique(epoch).size == epoch.size
-  assert _same_label_rate(epoch, labels) > 0.5
-
-
-def test_tail_more_batches_than_an_epoch_repeats_the_epoch(clusters):
-  x, _ = clusters
-  batches = samplers.TailSampler(N, B).sample(0, x, num_batches=70)
-  _assert_valid(batches, N, 70, B)
-  assert np.unique(batches[:62]).size == 62 * B
-
-
-def test_tail_accepts_paired_views(clusters):
-  x, labels = clusters
-  rng = np.random.default_rng(9)
-  y = x + 0.05 * rng.normal(size=x.shape).astype(np.float32)
-  sampler = samplers.TailSampler(N, B, quantile=0.99)
-  batches = sampler.sample(0, (x, y))
-  _assert_valid(batches, N, N // B, B)
-  assert np.unique(batches).size == batches.size
-  assert _same_label_rate(batches, labels) > 0.5
-  # The similarity is symmetrised: swapping the views gives the same batches.
-  np.testing.assert_array_equal(batches, samplers.TailSampler(N, B, quantile=0.99).sample(0, (y, x)))
-
-
-def test_tail_on_tiny_data_keeps_every_row_distinct():
-  x = np.random.default_rng(0).normal(size=(9, 3)).astype(np.float32)
-  for b in (2, 4, 9):
-    batches = samplers.TailSampler(9, b).sample(0, x)
-    _assert_valid(batches, 9, 9 // b, b)
-    assert np.unique(batches).size == batches.size
-
-
-def _must_not_run(*args, **kwargs):
-  raise AssertionError("called")
-
-
-@pytest.mark.parametrize("on_device", [False, True])
-@pytest.mark.parametrize("paired,tile,threshold", [
-    (False, 4096, 0.3), (False, 64, 0.3), (True, 16, 0.3), (True, 64, -2.0)])
-def test_tail_graph_tiles_match_the_dense_graph(monkeypatch, paired, tile, threshold, on_device):
-  # One tile, or many (a partial last one, padding) and a threshold that keeps every pair: same graph,
-  # whether a tile's pairs are read on the host or compacted on the device (the accelerator path, whose
-  # buffer a keep-everything threshold overflows: the tile is redone).
-  monkeypatch.setattr(tail_lib, "_TILE", tile)
-  rng = np.random.default_rng(0)
-  x = l2_normalize(rng.normal(size=(300, 5)).astype(np.float32))
-  y = l2_normalize(rng.normal(size=(300, 5)).astype(np.float32)) if paired else None
-  capacity = tail_lib._capacity(400)  # room for more items than this window orders
-  pad = lambda a: None if a is None else tail_lib._padded(jnp.asarray(a), capacity)
-  # The pairs are put in an order that leaves each row's columns sorted: scipy's sort never runs.
-  monkeypatch.setattr(sparse.csr_array, "sort_indices", _must_not_run)
-  adjacency = tail_lib._tail_graph(pad(x), pad(y), 300, threshold, 0.9, compact_on_device=on_device)
-  assert adjacency.has_sorted_indices  # Reverse Cuthill–McKee then breaks ties by label.
-  graph = adjacency.toarray() > 0
-  sims = x @ x.T if y is None else (x @ y.T + y @ x.T) / 2
-  dense = (sims > threshold) & ~np.eye(300, dtype=bool)
-  # Pairs within float rounding of the threshold may go either way.
-  unsure = np.abs(sims - threshold) < 1e-5
-  assert np.array_equal(graph[~unsure], dense[~unsure])
-  assert np.array_equal(graph, graph.T)
-
-
-def test_tail_windows_share_the_compiled_tile_kernels(clusters, monkeypatch):
-  # Windows order shrinking pools; padding to a fixed capacity keeps the kernels compiled once: one for
-  # interior tiles and one for edge tiles (diagonal or padded), whatever the pool size.
-  monkeypatch.setattr(tail_lib, "_TILE", 256)
-  x, _ = clusters
-  sampler = samplers.TailSampler(N, B, seed=4)
-  tail_lib._tile_tail.clear_cache()
-  sampler.sample(0, x, num_batches=20, window=0)
-  assert tail_lib._tile_tail._cache_size() == 2
-  for window in (1, 2):
-    sampler.sample(0, x, num_batches=20, window=window)
-  assert tail_lib._tile_tail._cache_size() == 2
-
-
-def test_tail_left_over_items_are_dropped_at_random(clusters):
-  # N mod B = 16 items are left out of each epoch; over many epochs which ones must look uniform, not
-  # the same outliers at the ends of the order every time.
-  x, _ = clusters
-  sampler = samplers.TailSampler(N, B, seed=0)
-  dropped = np.zeros(N, int)
-  epochs = 40
-  for epoch in range(epochs):
-    used = np.zeros(N, bool)
-    used[sampler.sample(epoch, x).ravel()] = True
-    dropped += ~used
-  left_over = N - (N // B) * B
-  assert dropped.sum() == epochs * left_over
-  distinct = int((dropped > 0).sum())
-  # Uniform: E[distinct] = N·(1 − (1 − r/N)^E) ≈ 2000·(1 − e^(−0.32)) ≈ 548; ends of the order: far fewer.
-  assert distinct > 450, distinct
-  assert dropped.max() <= 6, dropped.max()
-
-
-def test_tail_rows_past_the_epoch_are_uniform_not_a_reordering(clusters, monkeypatch):
-  # The last window asks for more rows than the epoch has left: only the left items are ordered.
-  x, _ = clusters
-  sampler = samplers.TailSampler(N, B, seed=2)
-  sampler.sample(0, x, num_batches=50, window=0)
-  pools = []
-  original = samplers.TailSampler._cut
-  monkeypatch.setattr(samplers.TailSampler, "_cut",
-                      lambda self, x, y, pool, rng: pools.append(pool.size) or original(self, x, y, pool,
-                                                                                       rng))
-  batches = sampler.sample(0, x, num_batches=50, window=1)
-  _assert_valid(batches, N, 50, B)
-  assert pools == [N - 50 * B]
-  assert np.unique(batches[:12]).size == 12 * B
 
 
 # ------------------------------------------------------------------ determinism, fallback, resume

@@ -16,6 +16,7 @@ from ml_collections import config_flags
 import tiny_tasks
 from experiments.configs import simclr_digits
 from prosampler_jax import checkpoint
+from prosampler_jax import feeder as feeder_lib
 from prosampler_jax import optim
 from prosampler_jax import parallel
 from prosampler_jax import tasks
@@ -264,16 +265,27 @@ def test_without_warmup_the_first_window_is_sampled_from_a_fully_encoded_bank(tm
   assert record["bank_staleness_steps"] == 0.0  # every row encoded just before sampling
 
 
-def test_resume_restores_the_sampler_state_and_the_pending_window(tmp_path, vector_task):
+@pytest.mark.parametrize("sampler", ["proximity", "tail"])
+def test_resume_restores_the_sampler_state_and_the_pending_window(tmp_path, vector_task, monkeypatch,
+                                                                   sampler):
   """Windows of 8, 8, 6 steps; (1, 2) prefers items (1, 0) and (1, 1) did not cover, so a run that lost
-  the sampler's covered mask on resume would sample other batches."""
-  config = lambda **kw: tiny_tasks.tiny_loop_config(**kw)
+  the sampler's covered mask on resume would sample other batches (and Tail Batch Sampling's (1, 1) and
+  (1, 2) continue the order made at (1, 0): a run that lost it would order another bank). The
+  precompile pass runs only in a run that starts inside the warm-up epoch."""
+  config = lambda **kw: tiny_tasks.tiny_loop_config(**{"sampler.name": sampler, **kw})
   straight = train.train_and_evaluate(config(), str(tmp_path / "straight"), task=vector_task)
+  precompiled = []
+  original = feeder_lib.BatchFeeder.precompile
+  monkeypatch.setattr(feeder_lib.BatchFeeder, "precompile",
+                      lambda self, bank: precompiled.append(True) or original(self, bank))
   run = lambda stop: train.train_and_evaluate(config(stop_after_steps=stop), str(tmp_path / "resumed"),
                                               task=vector_task)
   stopped = lambda steps: {"steps": steps, "stopped_early": True, "stop_reason": "stop_after_steps"}
-  assert run(33) == stopped(33)  # inside (1, 1); (1, 2) not sampled yet
+  assert run(20) == stopped(20)  # in the warm-up epoch (steps 0-21): precompiled
+  assert run(13) == stopped(33)  # resumed in the warm-up epoch: precompiled; stops inside (1, 1)
+  assert len(precompiled) == 2
   assert run(5) == stopped(38)   # (1, 2) sampled at step 37: pending
+  assert len(precompiled) == 2   # resumed after warm-up: no throw-away sampler pass
   _, host, meta = checkpoint.Checkpointer(str(tmp_path / "resumed" / "checkpoints")).restore(38)
   assert meta["pending"] == [1, 2] and host["next_batches"].shape == (8, 64)
   resumed = train.train_and_evaluate(config(), str(tmp_path / "resumed"), task=vector_task)

@@ -18,6 +18,7 @@ AXES = {
     "t": "sampler.refresh_steps",
     "loss": "loss.name",
     "quantile": "sampler.quantile",
+    "max_neighbors": "sampler.max_neighbors",
     "seed": "seed",
 }
 

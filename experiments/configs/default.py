@@ -47,7 +47,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.sampler.min_restart_prob = 0.05
   config.sampler.graph_backend = "candidates"
   config.sampler.candidate_draw = "per_row"  # per_row (the paper) | shared (faster, correlated rows)
-  config.sampler.quantile = placeholder(float)  # tail; None: keep ≈ N·B edges
+  config.sampler.quantile = placeholder(float)  # tail; None: q = 1 − min(B, 4·max_neighbors)/N
+  config.sampler.max_neighbors = 64   # tail: at most this many tail edges per item (memory ∝ N, not N·B)
+  config.sampler.graph = "auto"       # tail: exact | knn (k-means cells, millions of items) | auto
   config.sampler.refresh_steps = 0    # t; 0: once per epoch
   config.sampler.warmup_epochs = 1    # uniform epochs that fill the bank first
   # Sample the next window this many steps early, in the background; capped at refresh_steps // 8

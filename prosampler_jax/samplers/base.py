@@ -24,6 +24,7 @@ SALT_ORDER = 1
 SALT_GRAPH = 2
 SALT_WALK = 3
 SALT_TAIL = 4
+SALT_TAIL_REPEAT = 5
 
 _MAX_SEED = 2**32 - 1
 
@@ -82,6 +83,11 @@ class BatchSampler(abc.ABC):
       raise AssertionError(f"{type(self).__name__} returned shape {batches.shape}, expected {expected}.")
     self._covered[batches.ravel()] = True
     return batches
+
+  def window_info(self) -> dict[str, float]:
+    """Where the last ``sample()`` call's batches came from, for the trainer's refresh record (floats;
+    empty when the batches depend on nothing but their own call's arguments)."""
+    return {}
 
   def state_dict(self) -> dict[str, Any]:
     """The state a checkpoint needs: the current epoch, its covered mask, and the constructor params."""

@@ -1,72 +1,128 @@
 """Tail Batch Sampling (TBS / GCBS, Sachidananda et al., ICML'23): batches cut from a low-bandwidth order.
 
-The paper states the method but ships no code; this file is a reference implementation:
+The paper states the method but ships no code; this file is a reference implementation. Once per epoch:
 
-1. L2-normalise the bank and compute similarities tile by tile in JAX on the bank's device (the tiles
-   on and above the diagonal, never an N × N array), keeping only the *tail*: pairs above the
-   ``quantile`` threshold. Only the kept pairs leave the device (on a CPU the tile is read in place).
-2. Put the kept pairs in a symmetric ``scipy.sparse`` graph and order the items with reverse
-   Cuthill–McKee, which minimises the graph's bandwidth, so similar items end up close in the order.
-3. Cut the order into contiguous batches of B and shuffle the order of the batches.
+1. L2-normalise the bank on its device and estimate the similarity threshold: the ``quantile`` of the
+   similarities between random rows and columns.
+2. Keep each item's *tail*: at most ``max_neighbors`` of its most similar items above the threshold
+   (:mod:`prosampler_jax.neighbors`, in JAX on the bank's device; exactly, or among nearby k-means cells
+   for millions of items). Only those ``[N, max_neighbors]`` ids come to the host, chunk by chunk.
+3. Put them in a symmetric ``scipy.sparse`` graph and order the items with reverse Cuthill–McKee,
+   which minimises the graph's bandwidth, so similar items end up close in the order.
+4. Cut the order into contiguous batches of B and shuffle the order of the batches.
 """
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
 from prosampler_jax import _checks
+from prosampler_jax import neighbors
 from prosampler_jax.normalize import l2_normalize
 from prosampler_jax.samplers import base
 
-_TILE = 2048  # rows and columns per similarity tile (16 MiB of float32): bounds memory at any N, and
-# was the fastest of 1024-4096 on a 2-core CPU.
+GRAPHS = ("auto", "exact", "knn")
+# "auto" searches exactly up to this many items and among k-means cells beyond (experiments/bench/tail.py:
+# on a 2-core CPU at D = 128 the cell search is faster from about 10k items, with recall 1.0 at 100k).
+AUTO_EXACT_MAX_N = 20_000
+# Tail edges kept per item. At 20k items, B = 256 the caps 16-128 give equally hard batches (mean negative
+# cosine 0.386-0.394), 64 the hardest; the uncapped graph (≈ B pairs per item) gives 0.18: reverse
+# Cuthill–McKee cannot keep its bandwidth (15k) near B. See experiments/bench/tail.py and the README.
+DEFAULT_MAX_NEIGHBORS = 64
+# "knn": mean items per k-means cell, and candidate keys each item is scored against (its own cell and
+# the nearest ones). Measured recall of the exact backend's tail edges: 1.0 at 100k clustered items.
+KNN_CELL_ITEMS = 1024
+KNN_CANDIDATES = 4096
 _THRESHOLD_ITEMS = 1024  # rows and columns sampled to estimate the threshold (≈ 10^6 pairs).
-# Accelerators: a tile's kept pairs are compacted on the device into a buffer this many times the
-# expected count (a tile that overflows is redone with a buffer that fits).
-_EDGE_SLACK = 2.0
 
 
 class TailSampler(base.BatchSampler):
   """Orders items by reverse Cuthill–McKee on the tail-similarity graph and cuts the order into batches.
 
-  ``quantile`` q is the quantile of pairwise similarities above which a pair is an edge; the default
-  q = 1 − B/n (n items being ordered) keeps about n·B directed pairs, about B neighbours per item. The
-  threshold is the q-quantile of the similarities between 1024 random rows and 1024 random columns (all
-  pairs when n ≤ 1024), so for large n the number of kept pairs is an estimate. ``embeddings`` may be
-  one array ``[N, D]`` or a tuple ``(x, y)`` of paired views, whose cosine similarity x̂·ŷᵀ is
-  symmetrised.
+  **One order per epoch** (the paper's semantics): the epoch's first window orders all N items from
+  the bank it is given; window w of the epoch hands out rows ``[w·t, (w + 1)·t)`` of that order
+  (t = ``num_batches``, the trainer's refresh window), so every index appears at most once per epoch
+  and later windows cost nothing. Freshness trade-off: the order is as old as the epoch's first window,
+  as in the paper (encode once, then train an epoch); ``window_info()`` says which window's bank the
+  current order came from. The order is part of ``state_dict()``, so a resumed run continues it. A
+  window asked for in an epoch with no order yet (a window > 0 called first) orders the items that
+  epoch has not covered, from the bank it is given.
 
-  Within one call every index appears at most once while ``num_batches ≤ N // B``. Each window orders
-  only the items its epoch has not covered yet; rows asked for beyond those are uniform batches when
-  the window started mid-epoch (the trainer's last window of an epoch is shorter and never uses them),
-  or further shuffles of the same order when the window ordered all N (a whole-epoch call). So windows
-  that partition an epoch use every index at most once, and no window orders items it does not use.
-  The ``n mod B`` left-over items are dropped uniformly at random before ordering (not at the ends of
-  the order, where the outliers sit), and the kept items are relabelled at random by (seed, epoch,
-  window) (reverse Cuthill–McKee breaks ties by label), so fixed embeddings still give varied batches.
-  All windows share two compiled tile kernels (interior and edge tiles): the items are padded to a fixed
-  capacity.
+  ``quantile`` q is the quantile of pairwise similarities above which a pair may be an edge, and
+  ``max_neighbors`` k keeps at most that many per item (its most similar above the threshold), so
+  memory is ``O(N · k)`` whatever B is. The default q (:func:`default_quantile`) puts about
+  min(B, 4k) pairs per item above the threshold. The threshold is the q-quantile of the similarities between
+  1024 random rows and 1024 random columns (all pairs when n ≤ 1024). ``graph``: "exact" (every pair,
+  ``O(N²)``), "knn" (k-means cells, for millions of items) or "auto" (exact up to
+  ``AUTO_EXACT_MAX_N`` items). ``embeddings`` may be one array ``[N, D]`` or a tuple ``(x, y)`` of
+  paired views, whose similarity (x̂·ŷᵀ + ŷ·x̂ᵀ)/2 is symmetric.
+
+  Rows asked for beyond the order are uniform batches of the items not yet covered when the window is
+  past the start of the order, or further shuffles of the same order in a whole-epoch call. The
+  ``n mod B`` left-over items are dropped uniformly at random before ordering (not at the ends of the
+  order, where the outliers sit), and the kept items are relabelled at random by (seed, epoch, window)
+  (reverse Cuthill–McKee breaks ties by label), so fixed embeddings still give varied batches. Every
+  device computation of a whole-epoch order has shapes fixed by (N, B, D): no compilation after the
+  first epoch.
   """
 
   bank_on_device = True
 
   def __init__(self, num_examples: int, batch_size: int, *, quantile: float | None = None,
-               seed: int = 0):
+               max_neighbors: int = DEFAULT_MAX_NEIGHBORS, graph: str = "auto", seed: int = 0):
     super().__init__(num_examples, batch_size, seed=seed)
     self.quantile = (None if quantile is None else
                      _checks.check_float("quantile", quantile, low=0.0, high=1.0, low_open=True,
                                          high_open=True))
+    self.max_neighbors = _checks.check_int("max_neighbors", max_neighbors, low=1)
+    self.graph = _checks.check_choice("graph", graph, GRAPHS)
+    self._clear_order()
 
   def _params(self) -> dict[str, Any]:
-    return {**super()._params(), "quantile": self.quantile}
+    return {**super()._params(), "quantile": self.quantile, "max_neighbors": self.max_neighbors,
+            "graph": self.graph}
+
+  # ---------------------------------------------------------------- the epoch's order and its state
+
+  def _clear_order(self) -> None:
+    self._order = np.zeros((0, self.batch_size), np.int32)
+    self._order_epoch, self._order_window, self._window = -1, -1, -1
+
+  def state_dict(self) -> dict[str, Any]:
+    """The base state plus the epoch's order (``order`` ``[rows, B]``, its epoch and first window)."""
+    return {**super().state_dict(), "order": self._order.copy(), "order_epoch": self._order_epoch,
+            "order_window": self._order_window}
+
+  def load_state_dict(self, state: dict[str, Any]) -> None:
+    """Restores ``state_dict()``; a state without an order (an empty one is not checkpointed, or an
+    older checkpoint) restores none: the next window orders the epoch's uncovered items."""
+    super().load_state_dict(state)
+    self._clear_order()
+    if "order" not in state:
+      return
+    order = np.asarray(state["order"])
+    if order.ndim != 2 or order.shape[1] != self.batch_size or order.dtype != np.int32:
+      raise ValueError(f"state['order'] has shape {order.shape} and dtype {order.dtype}; allowed: int32 "
+                       f"of shape (rows, {self.batch_size}).")
+    self._order = order.copy()
+    self._order_epoch = _checks.check_int("state['order_epoch']", state["order_epoch"], low=-1)
+    self._order_window = _checks.check_int("state['order_window']", state["order_window"], low=-1)
+
+  def window_info(self) -> dict[str, float]:
+    """Which bank the last window's batches came from: ``order_window`` (the window of this epoch whose
+    bank was ordered) and ``order_age_windows`` (windows since then); empty before any order."""
+    if self._order_window < 0 or self._window < 0 or self._order_epoch != self._epoch:
+      return {}
+    return {"order_window": float(self._order_window),
+            "order_age_windows": float(self._window - self._order_window)}
+
+  # ---------------------------------------------------------------- sampling
 
   def _check_embeddings(self, embeddings):
     if not isinstance(embeddings, tuple):
@@ -82,17 +138,25 @@ class TailSampler(base.BatchSampler):
     return x, y
 
   def _sample(self, epoch: int, window: int, num_batches: int, embeddings) -> np.ndarray:
-    x, y = embeddings if isinstance(embeddings, tuple) else (embeddings, None)
-    rng = self._rng(epoch, window, base.SALT_TAIL)
-    uncovered = np.flatnonzero(~self._covered)
-    if uncovered.size < self.batch_size:  # nothing left to order in this epoch
-      return self._uniform_batches(epoch, window, num_batches)
-    cut = self._cut(x, y, uncovered, rng)
-    parts = [cut[rng.permutation(len(cut))]]
-    missing = num_batches - len(cut)
-    if missing > 0 and uncovered.size == self.num_examples:  # further passes over the same order
-      parts += [cut[rng.permutation(len(cut))] for _ in range(-(-missing // len(cut)))]
-    elif missing > 0:  # past what the epoch has left: uniform rows, not a re-ordering of all N
+    self._window = window
+    if window == 0 or self._order_epoch != epoch or window < self._order_window:
+      uncovered = np.flatnonzero(~self._covered)
+      if uncovered.size < self.batch_size:  # nothing left to order in this epoch
+        self._clear_order()
+        return self._uniform_batches(epoch, window, num_batches)
+      x, y = embeddings if isinstance(embeddings, tuple) else (embeddings, None)
+      cut = self._cut(x, y, uncovered, self._rng(epoch, window, base.SALT_TAIL))
+      self._order = cut[self._rng(epoch, window, base.SALT_ORDER).permutation(len(cut))]
+      self._order_epoch, self._order_window = epoch, window
+    start = (window - self._order_window) * num_batches
+    parts = [self._order[start:start + num_batches]]
+    missing = num_batches - len(parts[0])
+    whole_epoch = start == 0 and len(self._order) == self.num_batches_per_epoch
+    if missing > 0 and whole_epoch:  # a whole-epoch call asking for more: further passes, reshuffled
+      rng = self._rng(epoch, window, base.SALT_TAIL_REPEAT)
+      parts += [self._order[rng.permutation(len(self._order))]
+                for _ in range(-(-missing // len(self._order)))]
+    elif missing > 0:  # past what the order holds: uniform rows, not a re-ordering of all N
       parts.append(self._uniform_batches(epoch, window, missing))
     return np.concatenate(parts)[:num_batches]
 
@@ -106,123 +170,75 @@ class TailSampler(base.BatchSampler):
     b = self.batch_size
     count = pool.size // b
     pool = rng.permutation(pool)[:count * b]
-    quantile = self.quantile if self.quantile is not None else max(0.0, 1.0 - b / pool.size)
-    capacity = _capacity(self.num_examples)
-    index = jnp.asarray(pool)
-    x_pool = _padded(l2_normalize(x[index]), capacity)
-    y_pool = None if y is None else _padded(l2_normalize(y[index]), capacity)
-    threshold = _threshold(x_pool, y_pool, pool.size, quantile, rng)
-    adjacency = _tail_graph(x_pool, y_pool, pool.size, threshold, quantile)
+    n = pool.size
+    quantile = self.quantile if self.quantile is not None else default_quantile(n, b,
+                                                                                self.max_neighbors)
+    queries, keys, points = _pool_vectors(x, y, jnp.asarray(pool))
+    threshold = _threshold(queries, keys, n, quantile, rng)
+    graph = self.graph if self.graph != "auto" else "exact" if n <= AUTO_EXACT_MAX_N else "knn"
+    adjacency = _tail_graph(queries, keys, points, threshold, min(self.max_neighbors, n - 1), graph,
+                            seed=int(rng.integers(0, 2**31 - 1)))
     order = csgraph.reverse_cuthill_mckee(adjacency, symmetric_mode=True)
-    return pool[order].reshape(count, b)
+    return pool[order].reshape(count, b).astype(np.int32)
 
 
-def _capacity(num_examples: int) -> int:
-  """Rows the pool is padded to: a multiple of the tile, the same for every window of a sampler."""
-  tile = _tile_size(num_examples)
-  return -(-num_examples // tile) * tile
+def default_quantile(n: int, batch_size: int, max_neighbors: int) -> float:
+  """q = 1 − min(B, 4·k)/n: about B pairs per item above the threshold (the scale of one batch) until
+  B reaches 4·k; from there the threshold stops moving with B, so the kept graph, and its memory, are
+  the same for every larger B. (At n = 20k, B = 256 = 4·64, every item already has k = 64 pairs above
+  it; a lower threshold would only add weak pairs to the items in sparse regions.)"""
+  return max(0.0, 1.0 - min(batch_size, 4 * max_neighbors) / n)
 
 
-def _tile_size(num_examples: int) -> int:
-  return min(_TILE, -(-num_examples // 8) * 8)
+@jax.jit
+def _normalized_rows(a: jax.Array, index: jax.Array) -> jax.Array:
+  return l2_normalize(a[index])
 
 
-def _padded(a: jax.Array, capacity: int) -> jax.Array:
-  """``a`` with zero rows appended up to ``capacity`` rows (fixed shapes: one compile per sampler)."""
-  return jnp.pad(a, ((0, capacity - a.shape[0]), (0, 0)))
+@jax.jit
+def _paired_vectors(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Queries ``[x, y]/2`` and keys ``[y, x]``: their products are the symmetrised (x·yᵀ + y·xᵀ)/2."""
+  return 0.5 * jnp.concatenate([x, y], axis=1), jnp.concatenate([y, x], axis=1)
 
 
-def _symmetric_sims(xr, yr, x, y, dot=np.dot):
-  """Rows of the symmetrised similarity (x yᵀ + y xᵀ)/2; ``y is None`` means x xᵀ."""
+def _pool_vectors(x: jax.Array, y: jax.Array | None, index: jax.Array):
+  """(queries, keys, points to cluster) of the pool's items, normalised on the bank's device by jitted
+  functions of fixed shapes (one compile per pool size); unpaired data is all three at once."""
+  x = _normalized_rows(x, index)
   if y is None:
-    return dot(xr, x.T)
-  return 0.5 * (dot(xr, y.T) + dot(yr, x.T))
+    return x, x, x
+  return (*_paired_vectors(x, _normalized_rows(y, index)), x)
 
 
-def _threshold(x: jax.Array, y: jax.Array | None, n: int, quantile: float,
+def _threshold(queries: jax.Array, keys: jax.Array, n: int, quantile: float,
                rng: np.random.Generator) -> float:
-  """``quantile`` of off-diagonal similarities between random rows and columns of the first ``n``
-  items (exact if n ≤ 1024); only the sampled rows come to the host."""
+  """``quantile`` of off-diagonal similarities between random rows and columns of the ``n`` items
+  (exact if n ≤ 1024); only the sampled rows come to the host."""
   size = min(n, _THRESHOLD_ITEMS)
   rows = rng.choice(n, size, replace=False)
   cols = rng.choice(n, size, replace=False)
-  fetch = lambda a, ids: None if a is None else np.asarray(a[jnp.asarray(ids)])
-  sims = _symmetric_sims(fetch(x, rows), fetch(y, rows), fetch(x, cols), fetch(y, cols))
+  sims = np.asarray(queries[jnp.asarray(rows)]) @ np.asarray(keys[jnp.asarray(cols)]).T
   return float(np.quantile(sims[rows[:, None] != cols[None, :]], quantile))
 
 
-@functools.partial(jax.jit, static_argnames=("tile", "edge"))
-def _tile_tail(x, y, row_offset, col_offset, threshold, num_items, *, tile, edge=True):
-  """Mask of the pairs i < j < ``num_items`` above ``threshold`` in one ``[tile, tile]`` tile.
-
-  The tile holds rows ``[row_offset, row_offset + tile)`` × columns ``[col_offset, col_offset + tile)``;
-  ``x`` (and ``y``) hold the ``num_items`` items plus zero rows up to a multiple of ``tile``. ``edge``
-  False promises an interior tile (every row before every column, no padding column), where the index
-  masks are all true: skipping them saves a third of a tile's time on a CPU.
-  """
-  rows = lambda a, start: None if a is None else lax.dynamic_slice_in_dim(a, start, tile)
-  # Full float32 precision, so device similarities match the host threshold estimate.
-  dot = functools.partial(jnp.dot, precision=lax.Precision.HIGHEST)
-  sims = _symmetric_sims(rows(x, row_offset), rows(y, row_offset), rows(x, col_offset),
-                         rows(y, col_offset), dot)
-  if not edge:
-    return sims > threshold
-  row = row_offset + jnp.arange(tile)[:, None]
-  col = col_offset + jnp.arange(tile)[None, :]
-  return (sims > threshold) & (row < col) & (col < num_items)
-
-
-def _is_edge(row_offset: int, col_offset: int, tile: int, num_items: int) -> bool:
-  """Whether a tile needs the index masks: it meets the diagonal or holds padding columns."""
-  return row_offset + tile > col_offset or col_offset + tile > num_items
-
-
-@functools.partial(jax.jit, static_argnames=("tile", "size", "edge"))
-def _tile_edges(x, y, row_offset, col_offset, threshold, num_items, *, tile, size, edge=True):
-  """The kept pairs of one tile compacted on the device: (count, flat positions ``[size]``, -1 pad)."""
-  mask = _tile_tail(x, y, row_offset, col_offset, threshold, num_items, tile=tile, edge=edge).ravel()
-  (flat,) = jnp.nonzero(mask, size=size, fill_value=-1)
-  return jnp.sum(mask, dtype=jnp.int32), flat.astype(jnp.int32)
-
-
-def _tail_graph(x: jax.Array, y: jax.Array | None, n: int, threshold: float, quantile: float, *,
-                compact_on_device: bool | None = None) -> sparse.csr_array:
-  """Symmetric sparse graph of the pairs i, j < ``n`` above ``threshold``, with sorted indices.
-
-  The similarity is symmetric, so only the tiles on and above the diagonal are computed (each pair
-  once). On a CPU a tile's mask is read in place by ``np.flatnonzero`` (faster there than compacting
-  the pairs, or packing the mask into bit words, in the kernel); on an accelerator each tile's pairs
-  are compacted on the device into a buffer of ``_EDGE_SLACK`` × the expected count, and only those
-  buffers are copied, once, at the end. Beyond the inputs and the edges, memory is one tile, never N².
-  ``compact_on_device`` overrides the choice by platform (tests run the accelerator path on a CPU).
-  """
-  capacity = x.shape[0]
-  tile = _tile_size(capacity)
-  offsets = [(r, c) for r in range(0, n, tile) for c in range(r, n, tile)]
-  if compact_on_device is None:
-    compact_on_device = next(iter(x.devices())).platform != "cpu"
-  flats = []
-  if not compact_on_device:
-    for r, c in offsets:
-      mask = _tile_tail(x, y, r, c, threshold, n, tile=tile, edge=_is_edge(r, c, tile, n))
-      flats.append(np.flatnonzero(np.asarray(mask)))
+def _tail_graph(queries: jax.Array, keys: jax.Array, points: jax.Array, threshold: float, k: int,
+                graph: str, *, seed: int) -> sparse.csr_array:
+  """Symmetric sparse graph: item i and j are linked when one is among the other's ``k`` most similar
+  items above ``threshold`` (searched by ``graph``: "exact" or "knn")."""
+  n = queries.shape[0]
+  if graph == "exact":
+    _, ids = neighbors.exact_top_k(queries, keys, k, threshold=threshold)
   else:
-    expected = tile * tile * max(1.0 - quantile, 1.0 / tile)
-    size = min(tile * tile, 1 << int(np.ceil(np.log2(_EDGE_SLACK * expected + 1024))))
-    edges = lambda r, c, s: _tile_edges(x, y, r, c, threshold, n, tile=tile, size=s,
-                                        edge=_is_edge(r, c, tile, n))
-    results = jax.device_get([edges(r, c, size) for r, c in offsets])
-    for (r, c), (count, flat) in zip(offsets, results):
-      if count > size:  # rare: this tile kept more pairs than the buffer holds
-        _, flat = jax.device_get(edges(r, c, 1 << int(np.ceil(np.log2(count)))))
-      flats.append(flat[:count])
-  # Each tile's flat positions ascend, so the pairs come sorted by tile, then row, then column.
-  lengths = [flat.size for flat in flats]
-  within_row, within_col = np.divmod(np.concatenate(flats).astype(np.int32), tile)
-  rows = np.repeat(np.array([r for r, _ in offsets], np.int32), lengths) + within_row
-  cols = np.repeat(np.array([c for _, c in offsets], np.int32), lengths) + within_col
-  # Each pair in both directions, the lower (j, i) copies first: the stable COO → CSR conversion then
-  # leaves every row's columns ascending (the i < j of row j in tile order, then its own j > i), so
-  # scipy finds the indices sorted and skips its sort (half the build's time at 100k items).
-  both = (np.concatenate([cols, rows]), np.concatenate([rows, cols]))
-  return sparse.csr_array((np.ones(both[0].size, np.int8), both), shape=(n, n))
+    _, ids = neighbors.cell_top_k(queries, keys, points, k, threshold=threshold,
+                                  num_cells=max(1, n // KNN_CELL_ITEMS), candidates=KNN_CANDIDATES,
+                                  seed=seed)
+  return symmetric_graph(ids)
+
+
+def symmetric_graph(ids: np.ndarray) -> sparse.csr_array:
+  """The undirected graph of directed neighbour lists ``ids`` ``[N, k]`` (−1: no neighbour), as CSR."""
+  n = ids.shape[0]
+  valid = ids >= 0
+  indptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int64)
+  directed = sparse.csr_array((np.ones(int(indptr[-1]), np.int8), ids[valid], indptr), shape=(n, n))
+  return (directed + directed.T).tocsr()
