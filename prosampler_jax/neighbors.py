@@ -23,6 +23,7 @@ D = 128), and the tail keeps a small fraction of each row.
 from __future__ import annotations
 
 import functools
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -191,14 +192,12 @@ def _cell_chunk(query_table, key_table, id_table, query_blocks, candidate_blocks
   return lax.map(one, (query_blocks, candidate_blocks))
 
 
-class _Layout:
-  """Items grouped by cell into whole blocks: ``slot_ids`` ``[capacity]`` (item id or −1),
-  ``block_cell`` ``[capacity / block]`` (the block's cell, −1 for unused blocks), per-cell
-  ``first_block`` and ``num_blocks``."""
-
-  def __init__(self, slot_ids, block_cell, first_block, num_blocks):
-    self.slot_ids, self.block_cell = slot_ids, block_cell
-    self.first_block, self.num_blocks = first_block, num_blocks
+class _Layout(typing.NamedTuple):
+  """Items grouped by cell into whole blocks."""
+  slot_ids: np.ndarray     # [capacity]: the item in each slot, −1 for padding
+  block_cell: np.ndarray   # [capacity / block]: each block's cell, −1 for unused blocks
+  first_block: np.ndarray  # [cells]: a cell's first block
+  num_blocks: np.ndarray   # [cells]: a cell's number of blocks
 
 
 def _cell_layout(cell: np.ndarray, num_cells: int, block: int) -> _Layout:

@@ -52,7 +52,8 @@ def test_expand_and_names():
   assert (config.sampler.num_candidates, config.seed, config.num_epochs) == (200, 1, 2)
   with pytest.raises(ValueError, match="axis or override 'sampler.bogus' is not a config key"):
     runner.make_config(config, {}, {"sampler.bogus": 1})
-  assert set(sweeps.AXES) == {"sampler", "M", "alpha", "K", "B", "t", "loss", "quantile", "seed"}
+  assert set(sweeps.AXES) == {"sampler", "M", "alpha", "K", "B", "t", "loss", "quantile", "max_neighbors",
+                              "seed"}
   twice = {"config": SPEC["config"], "grid": [{"sampler": ["proximity"], "M": [20]},
                                               {"sampler": ["proximity"], "M": [20], "alpha": [0.2]}],
            "seeds": [0]}
