@@ -29,8 +29,8 @@ def spherical_kmeans(points, num_clusters: int, *, iterations: int = 10, seed: i
                      sample_size: int | None = None) -> tuple[jax.Array, jax.Array]:
   """Returns (unit centroids ``[C, D]``, int32 cluster of every point ``[N]``), both on the points' device.
 
-  Centroids start at C distinct random points and are refined for ``iterations`` Lloyd steps on a
-  random subset of ``sample_size`` points (default ``min(N, 64·C)``); then every point is assigned.
+  Centroids start by k-means++ (seeded) and are refined for ``iterations`` Lloyd steps on a random
+  subset of ``sample_size`` points (default ``min(N, 64·C)``); then every point is assigned.
   A cluster that loses all its points keeps its previous centroid.
   """
   points = _checks.check_embeddings("points", points, on_device=True)
@@ -48,9 +48,9 @@ def spherical_kmeans(points, num_clusters: int, *, iterations: int = 10, seed: i
 @functools.partial(jax.jit, static_argnames=("num_clusters", "iterations", "sample_size"))
 def _kmeans(points, key, *, num_clusters, iterations, sample_size):
   points = l2_normalize(points)
-  order = jax.random.permutation(key, points.shape[0])
-  sample = points[order[:sample_size]]
-  centroids = sample[:num_clusters]  # distinct random points: the sample is a random subset
+  sample_key, init_key = jax.random.split(key)
+  sample = points[jax.random.permutation(sample_key, points.shape[0])[:sample_size]]
+  centroids = _plus_plus_init(sample, num_clusters, init_key)
 
   def lloyd_step(_, centroids):
     cluster = assign(sample, centroids)
@@ -60,6 +60,29 @@ def _kmeans(points, key, *, num_clusters, iterations, sample_size):
 
   centroids = jax.lax.fori_loop(0, iterations, lloyd_step, centroids)
   return centroids, assign(points, centroids)
+
+
+def _plus_plus_init(sample: jax.Array, num_clusters: int, key: jax.Array) -> jax.Array:
+  """k-means++ starts: each next centroid is a sample point drawn with probability ∝ d², d = 1 − cosine
+  to its nearest centroid so far. Random starts leave some well-separated clusters without a centroid
+  and give others two, which Lloyd steps rarely undo."""
+  first_key, key = jax.random.split(key)
+  first = sample[jax.random.randint(first_key, (), 0, sample.shape[0])]
+  centroids = jnp.zeros((num_clusters, sample.shape[1]), sample.dtype).at[0].set(first)
+
+  def add(i, carry):
+    centroids, nearest, key = carry
+    key, draw_key = jax.random.split(key)
+    weights = jnp.square(jnp.maximum(nearest, 0.0))
+    logits = jnp.where(weights > 0, jnp.log(jnp.where(weights > 0, weights, 1.0)), -jnp.inf)
+    # All points already at a centroid (fewer distinct points than clusters): any point will do.
+    logits = jnp.where(jnp.any(weights > 0), logits, 0.0)
+    new = sample[jax.random.categorical(draw_key, logits)]
+    return centroids.at[i].set(new), jnp.minimum(nearest, 1.0 - sample @ new), key
+
+  nearest = 1.0 - sample @ first
+  centroids, _, _ = jax.lax.fori_loop(1, num_clusters, add, (centroids, nearest, key))
+  return centroids
 
 
 def assign(points: jax.Array, centroids: jax.Array) -> jax.Array:

@@ -38,3 +38,10 @@ def _l2_normalize(xp, x, axis: int):
   floored = xp.maximum(squares, np.float32(NORM_FLOOR**2))
   inv_norm = jax.lax.rsqrt(floored) if xp is jnp else (1.0 / np.sqrt(floored)).astype(np.float32)
   return x * inv_norm
+
+
+@jax.jit
+def normalized_rows(x: jax.Array, index: jax.Array) -> jax.Array:
+  """``l2_normalize(x[index])`` as one jitted call on ``x``'s device: the samplers gather and normalise
+  the items they order this way, so a fixed pool size compiles once."""
+  return l2_normalize(x[index])

@@ -16,20 +16,37 @@ def _planted(n=3000, dim=16, clusters=12, noise=0.05, seed=0):
   return (centres[labels] + noise * rng.normal(size=(n, dim))).astype(np.float32), labels
 
 
+def _purity(cluster, labels, num_labels):
+  return np.mean([np.bincount(cluster[labels == c]).max() / (labels == c).sum() for c in range(num_labels)])
+
+
 def test_planted_clusters_are_recovered():
   x, labels = _planted()
   centroids, cluster = kmeans.spherical_kmeans(x, 12, iterations=20, seed=0)
   cluster = np.asarray(cluster)
-  # Most of each planted cluster falls in one k-means cluster (random starts may split one cluster and
-  # merge two others: a local optimum), and the Lloyd steps tighten the clusters.
-  purity = np.mean([np.bincount(cluster[labels == c]).max() / (labels == c).sum() for c in range(12)])
-  assert purity > 0.9, purity
-  unit = x / np.linalg.norm(x, axis=1, keepdims=True)
-  fit = lambda c: np.mean(np.max(unit @ np.asarray(c).T, axis=1))
-  assert fit(centroids) > fit(kmeans.spherical_kmeans(x, 12, iterations=0, seed=0)[0]) + 0.02
+  assert _purity(cluster, labels, 12) > 0.99
+  assert np.unique(cluster).size == 12  # no planted cluster shares a k-means cluster
   np.testing.assert_allclose(np.linalg.norm(np.asarray(centroids), axis=1), 1.0, rtol=1e-5)
   # Every point sits with its most similar centroid.
+  unit = x / np.linalg.norm(x, axis=1, keepdims=True)
   np.testing.assert_array_equal(cluster, np.argmax(unit @ np.asarray(centroids).T, axis=1))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_plus_plus_starts_put_one_centroid_in_every_separated_cluster(seed):
+  # Before any Lloyd step: random starts would leave some of 40 clusters empty and double others.
+  x, labels = _planted(n=4000, clusters=40, seed=seed)
+  _, cluster = kmeans.spherical_kmeans(x, 40, iterations=0, seed=seed)
+  assert np.unique(np.asarray(cluster)).size == 40
+  assert _purity(np.asarray(cluster), labels, 40) == 1.0
+
+
+def test_lloyd_steps_tighten_noisy_clusters():
+  x, _ = _planted(n=2000, clusters=20, noise=0.6)
+  unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+  fit = lambda c: np.mean(np.max(unit @ np.asarray(c).T, axis=1))
+  start = kmeans.spherical_kmeans(x, 20, iterations=0, seed=0)[0]
+  assert fit(kmeans.spherical_kmeans(x, 20, iterations=10, seed=0)[0]) > fit(start) + 0.01
 
 
 def test_the_seed_decides_the_result():

@@ -51,6 +51,8 @@ def _all_samplers(num_examples=N, batch_size=B, seed=0):
                                 num_candidates=1000, seed=seed),
       samplers.KnnSampler(num_examples, batch_size, seed=seed),
       samplers.TailSampler(num_examples, batch_size, seed=seed),
+      samplers.PartitionSampler(num_examples, batch_size, seed=seed),
+      samplers.ClusterSampler(num_examples, batch_size, seed=seed),
   ]
 
 
@@ -73,6 +75,11 @@ def test_same_cluster_rate_orders_samplers(clusters):
   tail = samplers.TailSampler(N, B).sample(0, x)
   _assert_valid(tail, N, N // B, B)
   rate["tail"] = _same_label_rate(tail, labels)
+  for name in ("partition", "cluster"):
+    batches = samplers.make_sampler(name, N, B, seed=1).sample(0, x)
+    _assert_valid(batches, N, N // B, B)
+    assert np.unique(batches).size == batches.size
+    rate[name] = _same_label_rate(batches, labels)
 
   chance = (N / CLUSTERS - 1) / (N - 1)
   assert abs(rate["uniform"] - chance) < 0.02, rate
@@ -81,6 +88,9 @@ def test_same_cluster_rate_orders_samplers(clusters):
   assert rate["knn_graph"] > rate["m1000"] + 0.1, rate
   assert rate["knn"] > 0.99, rate
   assert rate["tail"] > 0.5, rate
+  # B3 skips each item's 20 nearest (N // 100) in clusters of 100; cluster batches pool the leftovers of
+  # clusters of ~33 items at random.
+  assert rate["partition"] > 0.4 and rate["cluster"] > 0.6, rate
 
 
 def test_knn_rows_are_anchor_and_exact_nearest_neighbours(clusters):
@@ -160,7 +170,7 @@ def test_start_items_top_up_from_covered_items_when_too_few_are_left(clusters, i
 # ------------------------------------------------------------------ determinism, fallback, resume
 
 
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(6))
 def test_output_is_a_function_of_seed_epoch_window_and_embeddings(clusters, index):
   x, _ = clusters
 
@@ -179,7 +189,7 @@ def test_output_is_a_function_of_seed_epoch_window_and_embeddings(clusters, inde
   np.testing.assert_array_equal(sampler.sample(0, x, num_batches=20), again)
 
 
-@pytest.mark.parametrize("index", [1, 2, 3])
+@pytest.mark.parametrize("index", [1, 2, 3, 4, 5])
 def test_missing_embeddings_fall_back_to_uniform_batches(index):
   uniform = samplers.UniformSampler(N, B, seed=4)
   sampler = _all_samplers(seed=4)[index]
@@ -189,7 +199,7 @@ def test_missing_embeddings_fall_back_to_uniform_batches(index):
   np.testing.assert_array_equal(sampler.state_dict()["covered"], uniform.state_dict()["covered"])
 
 
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(6))
 def test_state_dict_round_trip_continues_identically(clusters, index):
   x, _ = clusters
   running = _all_samplers(seed=6)[index]
@@ -272,7 +282,7 @@ _BAD_CALLS = [
 ]
 
 
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(6))
 @pytest.mark.parametrize("kwargs,argument", _BAD_CALLS)
 def test_bad_sample_arguments_raise(index, kwargs, argument):
   sampler = _all_samplers(num_examples=20, batch_size=4)[index]

@@ -240,8 +240,8 @@ def _count_compilations():
 def test_no_compilation_after_the_first_epoch(clusters, monkeypatch, graph):
   # Every compilation JAX makes (not one function's cache) is counted over 4 epochs × 4 windows with a
   # new bank each window: the first epoch compiles, the later ones reuse every kernel.
-  monkeypatch.setattr(tail_lib, "KNN_CELL_ITEMS", 256)
-  monkeypatch.setattr(tail_lib, "KNN_CANDIDATES", 512)
+  monkeypatch.setattr(neighbors, "CELL_ITEMS", 256)
+  monkeypatch.setattr(neighbors, "CELL_CANDIDATES", 512)
   x, _ = clusters
   rng = np.random.default_rng(0)
   sampler = samplers.TailSampler(N, B, graph=graph, seed=3)

@@ -23,11 +23,11 @@ AXES = {
 }
 
 SWEEPS = {
-    # Small and offline: digits, 12 epochs, samplers, M and α (K = 50), 3 seeds (24 runs).
+    # Small and offline: digits, 12 epochs, samplers, M and α (K = 50), 3 seeds (30 runs).
     "offline_digits": {
         "config": "experiments/configs/simclr_digits.py",
         "overrides": {"num_epochs": 12, "eval.linear_epochs": 30, "eval_every_epochs": 0},
-        "grid": [{"sampler": ["uniform", "knn", "tail"]},
+        "grid": [{"sampler": ["uniform", "knn", "tail", "partition", "cluster"]},
                  {"sampler": ["proximity"], "M": [50, 200, 1000], "alpha": [0.2]},
                  {"sampler": ["proximity"], "M": [200], "alpha": [0.05, 0.5]}],
         "seeds": [0, 1, 2],
@@ -70,7 +70,7 @@ SWEEPS = {
     # ProSampler Table 3 and TBS Table 1 (text): unsupervised SimCSE-BERT on wiki1m, STS average.
     "simcse_unsup_samplers": {
         "config": "experiments/configs/simcse_unsup_bert.py",
-        "grid": [{"sampler": ["uniform", "proximity", "tail"]}],
+        "grid": [{"sampler": ["uniform", "proximity", "tail", "partition", "cluster"]}],
         "seeds": [0, 1, 2],
         "metric": "average",
         "paper": "ProSampler Table 3 / TBS Table 1, unsupervised SimCSE-BERT-base",
@@ -78,7 +78,7 @@ SWEEPS = {
     # ProSampler Table 4 (graphs): GraphCL on the TU datasets, 5 seeds as the paper.
     "graphcl_tu_samplers": {
         "config": "experiments/configs/graphcl_nci1.py",
-        "grid": [{"sampler": ["uniform", "proximity"]}],
+        "grid": [{"sampler": ["uniform", "proximity", "tail", "partition", "cluster"]}],
         "seeds": [0, 1, 2, 3, 4],
         "metric": "svm_acc",
         "paper": "ProSampler Table 4, NCI1 row (swap --config for the other TU rows)",

@@ -7,7 +7,11 @@ For each N (clustered synthetic embeddings, D = 128, B = 256, K = 100, M = 1000,
     included);
 (c) the same epoch by a plain-Python walk in the reference's style (per batch: a start among the
     uncovered items, a walk with restart collecting a set until B distinct, mark covered), best of
-    3, and the ratio (c) / (b). Tail Batch Sampling has its own benchmark: ``experiments.bench.tail``.
+    3, and the ratio (c) / (b);
+(d) one whole epoch of every sampler in ``samplers.SAMPLERS`` (uniform, ProSampler, kNN, Tail Batch
+    Sampling, B3 partition, cluster batches) on a bank already on the device, at D = ``--epoch_dim``
+    (default 64) and B = 256: the first call (which compiles) and the best of 2 warm epochs.
+Tail Batch Sampling's scale figures have their own benchmark: ``experiments.bench.tail``.
 Prints one JSON object.
 
   python -m experiments.bench.samplers                        # N = 10k, 100k
@@ -39,6 +43,7 @@ _EXACT_MAX_N = flags.DEFINE_integer("exact_max_n", graph.AUTO_EXACT_MAX_N,
                                     "Time the exact backend only up to this N (it is O(N²·D)).")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repeats of a walk epoch; the best counts.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the data, the graphs and the walks.")
+_EPOCH_DIM = flags.DEFINE_integer("epoch_dim", 64, "Embedding width of the whole-epoch timings (d).")
 
 DIM, BATCH, NEIGHBORS, CANDIDATES, RESTART = 128, 256, 100, 1000, 0.2
 
@@ -145,6 +150,22 @@ def bench_walks(neighbors: np.ndarray, seed: int) -> dict:
   }
 
 
+def bench_sampler_epochs(n: int, dim: int, seed: int) -> dict:
+  """(d): per sampler, the first whole-epoch call and the best of 2 warm epochs."""
+  emb = jax.device_put(synthetic.clustered_embeddings(n, seed, dim))
+  report = {}
+  for name in samplers.SAMPLERS:
+    sampler = samplers.make_sampler(name, n, BATCH, seed=seed)
+    times = []
+    for epoch in range(3):
+      start = time.perf_counter()
+      batches = sampler.sample(epoch, emb)
+      times.append(time.perf_counter() - start)
+    report[name] = {"first_call_seconds": times[0], "seconds": min(times[1:]),
+                    "num_batches": int(batches.shape[0])}
+  return report
+
+
 def main(argv):
   del argv
   sizes = [int(s) for s in _SIZES.value] + ([1_000_000] if _LARGE.value else [])
@@ -162,7 +183,9 @@ def main(argv):
     if walk_graph is None:
       walk_graph = graph.build_proximity_graph(emb, num_neighbors=NEIGHBORS,
                                                num_candidates=CANDIDATES, seed=seed)
-    report["sizes"][str(n)] = {"graph": graphs_report, "walk": bench_walks(walk_graph, seed)}
+    report["sizes"][str(n)] = {"graph": graphs_report, "walk": bench_walks(walk_graph, seed),
+                               f"sampler_epochs_d{_EPOCH_DIM.value}":
+                                   bench_sampler_epochs(n, _EPOCH_DIM.value, seed)}
   if "100000" in report["sizes"]:
     at_100k = report["sizes"]["100000"]
     report["targets_at_100k"] = {

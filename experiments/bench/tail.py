@@ -141,7 +141,7 @@ def memory_case(n: int, batch_size: int, dim: int, seed: int) -> dict:
   base_rss = _peak_rss_mib()
   sampler = samplers.TailSampler(n, batch_size, seed=seed)
   epochs = [timed_epoch(sampler, e, emb)[0] for e in range(2)]
-  return {"B": batch_size, "graph": "knn" if n > tail.AUTO_EXACT_MAX_N else "exact",
+  return {"B": batch_size, "graph": "knn" if n > neighbors.AUTO_EXACT_MAX_N else "exact",
           "seconds": [e["seconds"] for e in epochs],
           "kept_pairs_per_item": epochs[-1]["kept_pairs_per_item"],
           "peak_rss_mib": _peak_rss_mib(), "rss_before_sampling_mib": base_rss}
@@ -246,7 +246,7 @@ def main(argv):
   if unknown:
     raise app.UsageError(f"--sections has {sorted(unknown)}; allowed: {', '.join(SECTIONS)}.")
   report = {"device": str(jax.devices()[0].device_kind), "dim": dim,
-            "max_neighbors": tail.DEFAULT_MAX_NEIGHBORS, "auto_exact_max_n": tail.AUTO_EXACT_MAX_N}
+            "max_neighbors": tail.DEFAULT_MAX_NEIGHBORS, "auto_exact_max_n": neighbors.AUTO_EXACT_MAX_N}
   if "windowed" in _SECTIONS.value:
     report["windowed"] = windowed_vs_whole(dim=dim, seed=seed)
   if "memory_per_batch_size" in _SECTIONS.value:

@@ -39,7 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.bank_sharding = "replicated"
 
   config.sampler = ml_collections.ConfigDict()
-  config.sampler.name = "proximity"   # uniform | proximity | knn | tail
+  config.sampler.name = "proximity"   # uniform | proximity | knn | tail | partition | cluster
   config.sampler.num_neighbors = 100  # K
   config.sampler.num_candidates = 1000  # M
   config.sampler.restart_prob = 0.2   # α
@@ -50,6 +50,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.sampler.quantile = placeholder(float)  # tail; None: q = 1 − min(B, 4·max_neighbors)/N
   config.sampler.max_neighbors = 64   # tail: at most this many tail edges per item (memory ∝ N, not N·B)
   config.sampler.graph = "auto"       # tail: exact | knn (k-means cells, millions of items) | auto
+  config.sampler.rank_start = placeholder(int)   # partition (B3): skip the r0 nearest; None: min(30, N/100)
+  config.sampler.rank_window = placeholder(int)  # partition: keep ranks r0 … r0+n−1; None: min(100, N/20)
+  config.sampler.packing = "random"   # cluster: random | greedy (nearest-centroid route)
   config.sampler.refresh_steps = 0    # t; 0: once per epoch
   config.sampler.warmup_epochs = 1    # uniform epochs that fill the bank first
   # Sample the next window this many steps early, in the background; capped at refresh_steps // 8

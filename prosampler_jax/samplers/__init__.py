@@ -9,7 +9,9 @@ from __future__ import annotations
 import inspect
 
 from prosampler_jax.samplers.base import BatchSampler
+from prosampler_jax.samplers.cluster import ClusterSampler
 from prosampler_jax.samplers.knn import KnnSampler
+from prosampler_jax.samplers.partition import PartitionSampler
 from prosampler_jax.samplers.proximity import ProximitySampler
 from prosampler_jax.samplers.tail import TailSampler
 from prosampler_jax.samplers.uniform import UniformSampler
@@ -19,6 +21,8 @@ SAMPLERS = {
     "proximity": ProximitySampler,
     "knn": KnnSampler,
     "tail": TailSampler,
+    "partition": PartitionSampler,
+    "cluster": ClusterSampler,
 }
 
 
@@ -40,5 +44,5 @@ def make_sampler(name: str, num_examples: int, batch_size: int, **kwargs) -> Bat
   return cls(num_examples, batch_size, **kwargs)
 
 
-__all__ = ["BatchSampler", "KnnSampler", "ProximitySampler", "SAMPLERS", "TailSampler",
-           "UniformSampler", "keyword_arguments", "make_sampler"]
+__all__ = ["BatchSampler", "ClusterSampler", "KnnSampler", "PartitionSampler", "ProximitySampler",
+           "SAMPLERS", "TailSampler", "UniformSampler", "keyword_arguments", "make_sampler"]

@@ -23,8 +23,8 @@ SALT_UNIFORM = 0
 SALT_ORDER = 1
 SALT_GRAPH = 2
 SALT_WALK = 3
-SALT_TAIL = 4
-SALT_TAIL_REPEAT = 5
+SALT_EPOCH_ORDER = 4  # an epoch's batches made at once (samplers/epoch_order.py)
+SALT_REPEAT = 5
 
 _MAX_SEED = 2**32 - 1
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
-from prosampler_jax import graph as graph_lib
+from prosampler_jax import neighbors
+from prosampler_jax.normalize import l2_normalize
 from prosampler_jax.samplers import base
 
 
@@ -21,8 +23,9 @@ class KnnSampler(base.BatchSampler):
     super().__init__(num_examples, batch_size, seed=seed)
 
   def _sample(self, epoch: int, window: int, num_batches: int, embeddings) -> np.ndarray:
-    neighbors = graph_lib.proximity_graph(
-        embeddings, num_neighbors=self.batch_size - 1, num_candidates=None, backend="auto",
-        seed=self._graph_seed(epoch, window))
+    # Only the anchors' rows of the exact kNN graph (num_batches rows, not N).
     anchors = self._start_items(epoch, window, num_batches)
-    return np.concatenate([anchors[:, None], np.asarray(neighbors[anchors])], axis=1)
+    unit = l2_normalize(embeddings)
+    _, nearest = neighbors.exact_top_k(unit[jnp.asarray(anchors)], unit, self.batch_size - 1,
+                                       query_ids=anchors)
+    return np.concatenate([anchors[:, None], nearest], axis=1)

@@ -24,25 +24,18 @@ from scipy.sparse import csgraph
 
 from prosampler_jax import _checks
 from prosampler_jax import neighbors
-from prosampler_jax.normalize import l2_normalize
-from prosampler_jax.samplers import base
+from prosampler_jax.normalize import normalized_rows
+from prosampler_jax.samplers import epoch_order
 
-GRAPHS = ("auto", "exact", "knn")
-# "auto" searches exactly up to this many items and among k-means cells beyond (experiments/bench/tail.py:
-# on a 2-core CPU at D = 128 the cell search is faster from about 10k items, with recall 1.0 at 100k).
-AUTO_EXACT_MAX_N = 20_000
+GRAPHS = neighbors.METHODS  # "auto", "exact", "knn": how each item's tail neighbours are searched
 # Tail edges kept per item. At 20k items, B = 256 the caps 16-128 give equally hard batches (mean negative
-# cosine 0.386-0.394), 64 the hardest; the uncapped graph (≈ B pairs per item) gives 0.18: reverse
+# cosine 0.386-0.394), 64 the hardest; the uncapped graph (≈ B pairs per item) gives 0.19: reverse
 # Cuthill–McKee cannot keep its bandwidth (15k) near B. See experiments/bench/tail.py and the README.
 DEFAULT_MAX_NEIGHBORS = 64
-# "knn": mean items per k-means cell, and candidate keys each item is scored against (its own cell and
-# the nearest ones). Measured recall of the exact backend's tail edges: 1.0 at 100k clustered items.
-KNN_CELL_ITEMS = 1024
-KNN_CANDIDATES = 4096
 _THRESHOLD_ITEMS = 1024  # rows and columns sampled to estimate the threshold (≈ 10^6 pairs).
 
 
-class TailSampler(base.BatchSampler):
+class TailSampler(epoch_order.EpochOrderSampler):
   """Orders items by reverse Cuthill–McKee on the tail-similarity graph and cuts the order into batches.
 
   **One order per epoch** (the paper's semantics): the epoch's first window orders all N items from
@@ -60,7 +53,7 @@ class TailSampler(base.BatchSampler):
   min(B, 4k) pairs per item above the threshold. The threshold is the q-quantile of the similarities between
   1024 random rows and 1024 random columns (all pairs when n ≤ 1024). ``graph``: "exact" (every pair,
   ``O(N²)``), "knn" (k-means cells, for millions of items) or "auto" (exact up to
-  ``AUTO_EXACT_MAX_N`` items). ``embeddings`` may be one array ``[N, D]`` or a tuple ``(x, y)`` of
+  ``neighbors.AUTO_EXACT_MAX_N`` items). ``embeddings`` may be one array ``[N, D]`` or a tuple ``(x, y)`` of
   paired views, whose similarity (x̂·ŷᵀ + ŷ·x̂ᵀ)/2 is symmetric.
 
   Rows asked for beyond the order are uniform batches of the items not yet covered when the window is
@@ -82,45 +75,10 @@ class TailSampler(base.BatchSampler):
                                          high_open=True))
     self.max_neighbors = _checks.check_int("max_neighbors", max_neighbors, low=1)
     self.graph = _checks.check_choice("graph", graph, GRAPHS)
-    self._clear_order()
 
   def _params(self) -> dict[str, Any]:
     return {**super()._params(), "quantile": self.quantile, "max_neighbors": self.max_neighbors,
             "graph": self.graph}
-
-  # ---------------------------------------------------------------- the epoch's order and its state
-
-  def _clear_order(self) -> None:
-    self._order = np.zeros((0, self.batch_size), np.int32)
-    self._order_epoch, self._order_window, self._window = -1, -1, -1
-
-  def state_dict(self) -> dict[str, Any]:
-    """The base state plus the epoch's order (``order`` ``[rows, B]``, its epoch and first window)."""
-    return {**super().state_dict(), "order": self._order.copy(), "order_epoch": self._order_epoch,
-            "order_window": self._order_window}
-
-  def load_state_dict(self, state: dict[str, Any]) -> None:
-    """Restores ``state_dict()``; a state without an order (an empty one is not checkpointed, or an
-    older checkpoint) restores none: the next window orders the epoch's uncovered items."""
-    super().load_state_dict(state)
-    self._clear_order()
-    if "order" not in state:
-      return
-    order = np.asarray(state["order"])
-    if order.ndim != 2 or order.shape[1] != self.batch_size or order.dtype != np.int32:
-      raise ValueError(f"state['order'] has shape {order.shape} and dtype {order.dtype}; allowed: int32 "
-                       f"of shape (rows, {self.batch_size}).")
-    self._order = order.copy()
-    self._order_epoch = _checks.check_int("state['order_epoch']", state["order_epoch"], low=-1)
-    self._order_window = _checks.check_int("state['order_window']", state["order_window"], low=-1)
-
-  def window_info(self) -> dict[str, float]:
-    """Which bank the last window's batches came from: ``order_window`` (the window of this epoch whose
-    bank was ordered) and ``order_age_windows`` (windows since then); empty before any order."""
-    if self._order_window < 0 or self._window < 0 or self._order_epoch != self._epoch:
-      return {}
-    return {"order_window": float(self._order_window),
-            "order_age_windows": float(self._window - self._order_window)}
 
   # ---------------------------------------------------------------- sampling
 
@@ -137,36 +95,13 @@ class TailSampler(base.BatchSampler):
                        f"allowed: D={x.shape[1]}.")
     return x, y
 
-  def _sample(self, epoch: int, window: int, num_batches: int, embeddings) -> np.ndarray:
-    self._window = window
-    if window == 0 or self._order_epoch != epoch or window < self._order_window:
-      uncovered = np.flatnonzero(~self._covered)
-      if uncovered.size < self.batch_size:  # nothing left to order in this epoch
-        self._clear_order()
-        return self._uniform_batches(epoch, window, num_batches)
-      x, y = embeddings if isinstance(embeddings, tuple) else (embeddings, None)
-      cut = self._cut(x, y, uncovered, self._rng(epoch, window, base.SALT_TAIL))
-      self._order = cut[self._rng(epoch, window, base.SALT_ORDER).permutation(len(cut))]
-      self._order_epoch, self._order_window = epoch, window
-    start = (window - self._order_window) * num_batches
-    parts = [self._order[start:start + num_batches]]
-    missing = num_batches - len(parts[0])
-    whole_epoch = start == 0 and len(self._order) == self.num_batches_per_epoch
-    if missing > 0 and whole_epoch:  # a whole-epoch call asking for more: further passes, reshuffled
-      rng = self._rng(epoch, window, base.SALT_TAIL_REPEAT)
-      parts += [self._order[rng.permutation(len(self._order))]
-                for _ in range(-(-missing // len(self._order)))]
-    elif missing > 0:  # past what the order holds: uniform rows, not a re-ordering of all N
-      parts.append(self._uniform_batches(epoch, window, missing))
-    return np.concatenate(parts)[:num_batches]
-
-  def _cut(self, x: jax.Array, y: jax.Array | None, pool: np.ndarray,
-           rng: np.random.Generator) -> np.ndarray:
+  def _cut(self, pool: np.ndarray, embeddings, rng: np.random.Generator) -> np.ndarray:
     """Tail order of the ``pool`` items cut into ``len(pool) // B`` contiguous batches (global indices).
 
     The ``len(pool) mod B`` left-over items are dropped uniformly at random first; the permutation
     that drops them is also the random relabelling that breaks the ordering's ties.
     """
+    x, y = embeddings if isinstance(embeddings, tuple) else (embeddings, None)
     b = self.batch_size
     count = pool.size // b
     pool = rng.permutation(pool)[:count * b]
@@ -175,8 +110,7 @@ class TailSampler(base.BatchSampler):
                                                                                 self.max_neighbors)
     queries, keys, points = _pool_vectors(x, y, jnp.asarray(pool))
     threshold = _threshold(queries, keys, n, quantile, rng)
-    graph = self.graph if self.graph != "auto" else "exact" if n <= AUTO_EXACT_MAX_N else "knn"
-    adjacency = _tail_graph(queries, keys, points, threshold, min(self.max_neighbors, n - 1), graph,
+    adjacency = _tail_graph(queries, keys, points, threshold, min(self.max_neighbors, n - 1), self.graph,
                             seed=int(rng.integers(0, 2**31 - 1)))
     order = csgraph.reverse_cuthill_mckee(adjacency, symmetric_mode=True)
     return pool[order].reshape(count, b).astype(np.int32)
@@ -191,11 +125,6 @@ def default_quantile(n: int, batch_size: int, max_neighbors: int) -> float:
 
 
 @jax.jit
-def _normalized_rows(a: jax.Array, index: jax.Array) -> jax.Array:
-  return l2_normalize(a[index])
-
-
-@jax.jit
 def _paired_vectors(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Queries ``[x, y]/2`` and keys ``[y, x]``: their products are the symmetrised (x·yᵀ + y·xᵀ)/2."""
   return 0.5 * jnp.concatenate([x, y], axis=1), jnp.concatenate([y, x], axis=1)
@@ -204,10 +133,10 @@ def _paired_vectors(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
 def _pool_vectors(x: jax.Array, y: jax.Array | None, index: jax.Array):
   """(queries, keys, points to cluster) of the pool's items, normalised on the bank's device by jitted
   functions of fixed shapes (one compile per pool size); unpaired data is all three at once."""
-  x = _normalized_rows(x, index)
+  x = normalized_rows(x, index)
   if y is None:
     return x, x, x
-  return (*_paired_vectors(x, _normalized_rows(y, index)), x)
+  return (*_paired_vectors(x, normalized_rows(y, index)), x)
 
 
 def _threshold(queries: jax.Array, keys: jax.Array, n: int, quantile: float,
@@ -224,14 +153,8 @@ def _threshold(queries: jax.Array, keys: jax.Array, n: int, quantile: float,
 def _tail_graph(queries: jax.Array, keys: jax.Array, points: jax.Array, threshold: float, k: int,
                 graph: str, *, seed: int) -> sparse.csr_array:
   """Symmetric sparse graph: item i and j are linked when one is among the other's ``k`` most similar
-  items above ``threshold`` (searched by ``graph``: "exact" or "knn")."""
-  n = queries.shape[0]
-  if graph == "exact":
-    _, ids = neighbors.exact_top_k(queries, keys, k, threshold=threshold)
-  else:
-    _, ids = neighbors.cell_top_k(queries, keys, points, k, threshold=threshold,
-                                  num_cells=max(1, n // KNN_CELL_ITEMS), candidates=KNN_CANDIDATES,
-                                  seed=seed)
+  items above ``threshold`` (searched by ``graph``, one of ``GRAPHS``)."""
+  _, ids = neighbors.top_k(queries, keys, points, k, threshold=threshold, method=graph, seed=seed)
   return symmetric_graph(ids)
 
 
