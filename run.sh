@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine:
-#   ./run.sh          SimCLR on digits, uniform vs ProSampler vs TBS over 3 seeds, table + plots under runs/
+#   ./run.sh          SimCLR on digits, uniform / ProSampler / TBS / B3 / cluster batches over 3 seeds, table + plots under runs/
 #   ./run.sh test     the test suite (what CI runs)
 #   ./run.sh python … run any command inside the project's environment
 set -euo pipefail
@@ -24,7 +24,7 @@ export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 py="$venv/bin/python"
 
 case "${1:-}" in
-  "")     exec "$py" -m experiments.compare_samplers --workdir=runs/digits --samplers=uniform,proximity,tail --seeds=0,1,2 ;;
+  "")     exec "$py" -m experiments.compare_samplers --workdir=runs/digits --samplers=uniform,proximity,tail,partition,cluster --seeds=0,1,2 ;;
   test)   shift; exec "$py" -m pytest -q "$@" ;;
   python) shift; exec "$py" "$@" ;;
   *)      echo "usage: ./run.sh [test [pytest args] | python ARGS…]" >&2; exit 2 ;;

@@ -6,21 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import sampler_data
 from prosampler_jax import samplers
 from prosampler_jax.samplers import cluster
 
 
-def _blobs(num_blobs, per_blob, dim=16, noise=0.02, seed=0):
-  rng = np.random.default_rng(seed)
-  centres = rng.normal(size=(num_blobs, dim))
-  labels = np.repeat(np.arange(num_blobs), per_blob)
-  x = centres[labels] / np.linalg.norm(centres[labels], axis=1, keepdims=True)
-  return (x + noise * rng.normal(size=x.shape)).astype(np.float32), labels
-
-
 @pytest.mark.parametrize("packing", cluster.PACKINGS)
 def test_every_batch_comes_from_one_blob(packing):
-  x, labels = _blobs(12, 40)  # 480 items, B = 40: 12 clusters, one per blob
+  x, labels = sampler_data.blobs(12, 40)  # 480 items, B = 40: 12 clusters, one per blob
   batches = samplers.ClusterSampler(480, 40, packing=packing, seed=0).sample(0, x)
   assert batches.shape == (12, 40) and np.unique(batches).size == 480
   assert all(np.unique(labels[b]).size == 1 for b in batches)

@@ -5,18 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import sampler_data
 from prosampler_jax import samplers
 from prosampler_jax.samplers import partition
-
-
-def _blobs(num_blobs, per_blob, dim=16, noise=0.02, seed=0):
-  """Well-separated unit blobs and their labels."""
-  rng = np.random.default_rng(seed)
-  centres = rng.normal(size=(num_blobs, dim))
-  labels = np.repeat(np.arange(num_blobs), per_blob)
-  x = centres[labels] / np.linalg.norm(centres[labels], axis=1, keepdims=True)
-  x = x + noise * rng.normal(size=x.shape)
-  return x.astype(np.float32), labels
 
 
 def test_the_graph_keeps_mutual_pairs_inside_the_rank_window_only():
@@ -50,7 +41,7 @@ def test_parts_are_trimmed_or_filled_to_exactly_b():
 def test_every_batch_comes_from_one_blob():
   # 480 items, B = 48: one blob per part. The window (ranks 2-41 of a blob's 47 others) gives every item
   # mutual edges; an item without any could be put in any part at no cut.
-  x, labels = _blobs(10, 48)
+  x, labels = sampler_data.blobs(10, 48)
   sampler = samplers.PartitionSampler(480, 48, rank_start=2, rank_window=40, seed=0)
   batches = sampler.sample(0, x)
   assert batches.shape == (10, 48) and np.unique(batches).size == 480

@@ -7,40 +7,15 @@ from hypothesis import strategies as st
 import numpy as np
 import pytest
 
+import sampler_data
 from prosampler_jax import samplers
 
-N, B, D, CLUSTERS = 2000, 32, 16, 20
-
-
-def _planted_clusters(num_examples=N, dim=D, clusters=CLUSTERS, noise=0.05, seed=0):
-  """Unit-norm embeddings around ``clusters`` random unit centres (well separated); and the labels."""
-  rng = np.random.default_rng(seed)
-  centres = rng.normal(size=(clusters, dim))
-  centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-  labels = np.arange(num_examples) % clusters
-  x = centres[labels] + noise * rng.normal(size=(num_examples, dim))
-  x /= np.linalg.norm(x, axis=1, keepdims=True)
-  return x.astype(np.float32), labels
+N, B, CLUSTERS = 2000, 32, 20  # sampler_data.planted_clusters() defaults
 
 
 @pytest.fixture(scope="module")
 def clusters():
-  return _planted_clusters()
-
-
-def _same_label_rate(batches, labels):
-  """Share of in-batch pairs i != j whose items share a label."""
-  lab = labels[batches]
-  same = lab[:, :, None] == lab[:, None, :]
-  b = batches.shape[1]
-  return float((same.sum(axis=(1, 2)) - b).sum() / (batches.shape[0] * b * (b - 1)))
-
-
-def _assert_valid(batches, num_examples, num_batches, batch_size):
-  assert batches.dtype == np.int32
-  assert batches.shape == (num_batches, batch_size)
-  assert batches.min() >= 0 and batches.max() < num_examples
-  assert all(np.unique(row).size == batch_size for row in batches), "a row repeats an index"
+  return sampler_data.planted_clusters()
 
 
 def _all_samplers(num_examples=N, batch_size=B, seed=0):
@@ -62,24 +37,24 @@ def _all_samplers(num_examples=N, batch_size=B, seed=0):
 def test_same_cluster_rate_orders_samplers(clusters):
   x, labels = clusters
   rate = {}
-  rate["uniform"] = _same_label_rate(samplers.UniformSampler(N, B).sample(0, x), labels)
+  rate["uniform"] = sampler_data.same_label_rate(samplers.UniformSampler(N, B).sample(0, x), labels)
   for name, m in [("random_graph", 100), ("m1000", 1000), ("knn_graph", N - 1)]:
     sampler = samplers.ProximitySampler(N, B, num_neighbors=100, num_candidates=m, seed=1)
     batches = sampler.sample(0, x)
-    _assert_valid(batches, N, N // B, B)
+    sampler_data.assert_valid(batches, N, N // B, B)
     assert sampler.last_graph.shape == (N, 100)
-    rate[name] = _same_label_rate(batches, labels)
+    rate[name] = sampler_data.same_label_rate(batches, labels)
   knn = samplers.KnnSampler(N, B).sample(0, x)
-  _assert_valid(knn, N, N // B, B)
-  rate["knn"] = _same_label_rate(knn, labels)
+  sampler_data.assert_valid(knn, N, N // B, B)
+  rate["knn"] = sampler_data.same_label_rate(knn, labels)
   tail = samplers.TailSampler(N, B).sample(0, x)
-  _assert_valid(tail, N, N // B, B)
-  rate["tail"] = _same_label_rate(tail, labels)
+  sampler_data.assert_valid(tail, N, N // B, B)
+  rate["tail"] = sampler_data.same_label_rate(tail, labels)
   for name in ("partition", "cluster"):
     batches = samplers.make_sampler(name, N, B, seed=1).sample(0, x)
-    _assert_valid(batches, N, N // B, B)
+    sampler_data.assert_valid(batches, N, N // B, B)
     assert np.unique(batches).size == batches.size
-    rate[name] = _same_label_rate(batches, labels)
+    rate[name] = sampler_data.same_label_rate(batches, labels)
 
   chance = (N / CLUSTERS - 1) / (N - 1)
   assert abs(rate["uniform"] - chance) < 0.02, rate
@@ -108,7 +83,7 @@ def test_knn_rows_are_anchor_and_exact_nearest_neighbours(clusters):
 
 def test_uniform_epoch_is_a_permutation():
   batches = samplers.UniformSampler(100, 8, seed=4).sample(0)
-  _assert_valid(batches, 100, 12, 8)
+  sampler_data.assert_valid(batches, 100, 12, 8)
   assert np.unique(batches).size == 96
 
 
@@ -131,7 +106,7 @@ def test_uniform_rows_are_distinct_and_windows_cover(num_examples, data):
   sampler = samplers.UniformSampler(num_examples, batch_size, seed=data.draw(st.integers(0, 2**32 - 1)))
   windows = [sampler.sample(1, num_batches=s, window=w) for w, s in enumerate(sizes)]
   for s, batches in zip(sizes, windows):
-    _assert_valid(batches, num_examples, s, batch_size)
+    sampler_data.assert_valid(batches, num_examples, s, batch_size)
   used = np.concatenate(windows).ravel()
   if used.size <= (num_examples // batch_size) * batch_size:
     assert np.unique(used).size == used.size  # no item twice before the epoch is used up
@@ -178,7 +153,7 @@ def test_output_is_a_function_of_seed_epoch_window_and_embeddings(clusters, inde
     return _all_samplers(seed=seed)[index].sample(epoch, x, num_batches=20, window=window)
 
   first = draw()
-  _assert_valid(first, N, 20, B)
+  sampler_data.assert_valid(first, N, 20, B)
   np.testing.assert_array_equal(first, draw())
   assert not np.array_equal(first, draw(window=1))
   assert not np.array_equal(first, draw(epoch=1))

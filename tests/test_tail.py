@@ -8,42 +8,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import sampler_data
 from prosampler_jax import neighbors
 from prosampler_jax import samplers
 from prosampler_jax.normalize import l2_normalize
 from prosampler_jax.samplers import tail as tail_lib
 
-N, B, D, CLUSTERS = 2000, 32, 16, 20
-
-
-def _planted_clusters(num_examples=N, dim=D, clusters=CLUSTERS, noise=0.05, seed=0):
-  """Unit-norm embeddings around ``clusters`` random unit centres; and the labels."""
-  rng = np.random.default_rng(seed)
-  centres = rng.normal(size=(clusters, dim))
-  centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-  labels = np.arange(num_examples) % clusters
-  x = centres[labels] + noise * rng.normal(size=(num_examples, dim))
-  x /= np.linalg.norm(x, axis=1, keepdims=True)
-  return x.astype(np.float32), labels
+N, B = 2000, 32
 
 
 @pytest.fixture(scope="module")
 def clusters():
-  return _planted_clusters()
-
-
-def _same_label_rate(batches, labels):
-  lab = labels[batches]
-  same = lab[:, :, None] == lab[:, None, :]
-  b = batches.shape[1]
-  return float((same.sum(axis=(1, 2)) - b).sum() / (batches.shape[0] * b * (b - 1)))
-
-
-def _assert_valid(batches, num_examples, num_batches, batch_size):
-  assert batches.dtype == np.int32
-  assert batches.shape == (num_batches, batch_size)
-  assert batches.min() >= 0 and batches.max() < num_examples
-  assert all(np.unique(row).size == batch_size for row in batches), "a row repeats an index"
+  return sampler_data.planted_clusters()
 
 
 def _windows(sampler, epoch, banks, num_batches):
@@ -69,7 +45,7 @@ def test_later_windows_continue_the_first_windows_order(clusters):
   windows = _windows(windowed, 2, [x, *noise], num_batches=25)
   epoch = np.concatenate([windows[0], windows[1], windows[2][:12]])  # 62 = N // B steps
   np.testing.assert_array_equal(epoch, samplers.TailSampler(N, B, seed=1).sample(2, x))
-  assert _same_label_rate(epoch, labels) > 0.5  # the noise banks would give ≈ 1/20
+  assert sampler_data.same_label_rate(epoch, labels) > 0.5  # the noise banks would give ≈ 1/20
   assert windowed.window_info() == {"order_window": 0.0, "order_age_windows": 2.0}
 
 
@@ -104,7 +80,7 @@ def test_a_resumed_sampler_continues_the_order_from_its_state(clusters):
 def test_tail_more_batches_than_an_epoch_repeats_the_epoch(clusters):
   x, _ = clusters
   batches = samplers.TailSampler(N, B).sample(0, x, num_batches=70)
-  _assert_valid(batches, N, 70, B)
+  sampler_data.assert_valid(batches, N, 70, B)
   assert np.unique(batches[:62]).size == 62 * B
 
 
@@ -116,7 +92,7 @@ def test_tail_rows_past_the_order_are_uniform_not_a_reordering(clusters, monkeyp
   sampler.sample(0, x, num_batches=50, window=0)
   monkeypatch.setattr(samplers.TailSampler, "_cut", lambda *args: pytest.fail("re-ordered"))
   batches = sampler.sample(0, x, num_batches=50, window=1)
-  _assert_valid(batches, N, 50, B)
+  sampler_data.assert_valid(batches, N, 50, B)
   np.testing.assert_array_equal(batches[:12], whole[50:])
   assert np.unique(batches[:12]).size == 12 * B
 
@@ -127,9 +103,9 @@ def test_tail_accepts_paired_views(clusters):
   y = x + 0.05 * rng.normal(size=x.shape).astype(np.float32)
   sampler = samplers.TailSampler(N, B, quantile=0.99)
   batches = sampler.sample(0, (x, y))
-  _assert_valid(batches, N, N // B, B)
+  sampler_data.assert_valid(batches, N, N // B, B)
   assert np.unique(batches).size == batches.size
-  assert _same_label_rate(batches, labels) > 0.5
+  assert sampler_data.same_label_rate(batches, labels) > 0.5
   # The similarity is symmetrised: swapping the views gives the same batches.
   np.testing.assert_array_equal(batches, samplers.TailSampler(N, B, quantile=0.99).sample(0, (y, x)))
 
@@ -138,7 +114,7 @@ def test_tail_on_tiny_data_keeps_every_row_distinct():
   x = np.random.default_rng(0).normal(size=(9, 3)).astype(np.float32)
   for b in (2, 4, 9):
     batches = samplers.TailSampler(9, b).sample(0, x)
-    _assert_valid(batches, 9, 9 // b, b)
+    sampler_data.assert_valid(batches, 9, 9 // b, b)
     assert np.unique(batches).size == batches.size
 
 
@@ -290,7 +266,7 @@ def test_device_buffers_are_bounded_by_a_chunk(kernel):
 def test_knn_backend_recall_of_the_exact_tail_edges_on_clustered_data():
   # 8000 items in 40 clusters; each item is scored against 1024 candidates (an eighth of the
   # items) from its own and the nearest of 31 cells: it must find ≥ 95% of the exact backend's edges.
-  x, _ = _planted_clusters(num_examples=8000, dim=32, clusters=40, noise=0.1, seed=1)
+  x, _ = sampler_data.planted_clusters(num_examples=8000, dim=32, clusters=40, noise=0.1, seed=1)
   queries = jnp.asarray(x)
   threshold = float(np.quantile(x[:1000] @ x[1000:2000].T, 1 - 64 / 8000))
   _, exact = neighbors.exact_top_k(queries, queries, 16, threshold=threshold)
@@ -307,7 +283,7 @@ def test_knn_backend_batches_are_as_hard_as_the_exact_ones(clusters):
   exact = samplers.TailSampler(N, B, graph="exact", seed=0).sample(0, x)
   knn = samplers.TailSampler(N, B, graph="knn", seed=0).sample(0, x)
   assert np.unique(knn).size == knn.size
-  assert _same_label_rate(knn, labels) > 0.9 * _same_label_rate(exact, labels)
+  assert sampler_data.same_label_rate(knn, labels) > 0.9 * sampler_data.same_label_rate(exact, labels)
 
 
 @pytest.mark.parametrize("build,argument", [
