@@ -46,7 +46,6 @@ class ClusterSampler(epoch_order.EpochOrderSampler):
   def _cut(self, pool: np.ndarray, embeddings, rng: np.random.Generator) -> np.ndarray:
     b = self.batch_size
     count = pool.size // b
-    pool = rng.permutation(pool)[:count * b]  # the len(pool) mod B items left out, at random
     centroids, cluster = kmeans.spherical_kmeans(normalized_rows(embeddings, jnp.asarray(pool)), count,
                                                  iterations=LLOYD_STEPS,
                                                  seed=int(rng.integers(0, 2**31 - 1)))

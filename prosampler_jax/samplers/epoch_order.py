@@ -35,8 +35,8 @@ class EpochOrderSampler(base.BatchSampler):
 
   @abc.abstractmethod
   def _cut(self, pool: np.ndarray, embeddings, rng: np.random.Generator) -> np.ndarray:
-    """int32 ``[len(pool) // B, B]``: batches of the ``pool`` items (global indices), each index once;
-    the ``len(pool) mod B`` items left out are chosen at random. ``embeddings`` is checked."""
+    """int32 ``[len(pool) / B, B]``: batches of the ``pool`` items (global indices, a multiple of B, in
+    random order), each index once. ``embeddings`` is checked."""
 
   # ---------------------------------------------------------------- the epoch's batches and their state
 
@@ -81,7 +81,11 @@ class EpochOrderSampler(base.BatchSampler):
       if uncovered.size < self.batch_size:  # nothing left to compose in this epoch
         self._clear_order()
         return self._uniform_batches(epoch, window, num_batches)
-      cut = self._cut(uncovered, embeddings, self._rng(epoch, window, base.SALT_EPOCH_ORDER))
+      rng = self._rng(epoch, window, base.SALT_EPOCH_ORDER)
+      # The len(pool) mod B items left out, chosen at random (not the outliers at an order's ends); the
+      # permutation also relabels the pool at random, so ties never depend on item ids.
+      pool = rng.permutation(uncovered)[:(uncovered.size // self.batch_size) * self.batch_size]
+      cut = self._cut(pool, embeddings, rng)
       self._order = cut[self._rng(epoch, window, base.SALT_ORDER).permutation(len(cut))]
       self._order_epoch, self._order_window = epoch, window
     start = (window - self._order_window) * num_batches

@@ -65,7 +65,6 @@ class PartitionSampler(epoch_order.EpochOrderSampler):
   def _cut(self, pool: np.ndarray, embeddings, rng: np.random.Generator) -> np.ndarray:
     b = self.batch_size
     count = pool.size // b
-    pool = rng.permutation(pool)[:count * b]  # the len(pool) mod B items left out, at random
     n = pool.size
     start = min(self.rank_start, n - 2)
     k = min(start + self.rank_window, n - 1)

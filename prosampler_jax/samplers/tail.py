@@ -38,14 +38,8 @@ _THRESHOLD_ITEMS = 1024  # rows and columns sampled to estimate the threshold (�
 class TailSampler(epoch_order.EpochOrderSampler):
   """Orders items by reverse Cuthill–McKee on the tail-similarity graph and cuts the order into batches.
 
-  **One order per epoch** (the paper's semantics): the epoch's first window orders all N items from
-  the bank it is given; window w of the epoch hands out rows ``[w·t, (w + 1)·t)`` of that order
-  (t = ``num_batches``, the trainer's refresh window), so every index appears at most once per epoch
-  and later windows cost nothing. Freshness trade-off: the order is as old as the epoch's first window,
-  as in the paper (encode once, then train an epoch); ``window_info()`` says which window's bank the
-  current order came from. The order is part of ``state_dict()``, so a resumed run continues it. A
-  window asked for in an epoch with no order yet (a window > 0 called first) orders the items that
-  epoch has not covered, from the bank it is given.
+  One order per epoch (the paper's semantics: encode, then train an epoch), made at the epoch's first
+  window and continued by later windows (:class:`~prosampler_jax.samplers.epoch_order.EpochOrderSampler`).
 
   ``quantile`` q is the quantile of pairwise similarities above which a pair may be an edge, and
   ``max_neighbors`` k keeps at most that many per item (its most similar above the threshold), so
@@ -56,13 +50,8 @@ class TailSampler(epoch_order.EpochOrderSampler):
   ``neighbors.AUTO_EXACT_MAX_N`` items). ``embeddings`` may be one array ``[N, D]`` or a tuple ``(x, y)`` of
   paired views, whose similarity (x̂·ŷᵀ + ŷ·x̂ᵀ)/2 is symmetric.
 
-  Rows asked for beyond the order are uniform batches of the items not yet covered when the window is
-  past the start of the order, or further shuffles of the same order in a whole-epoch call. The
-  ``n mod B`` left-over items are dropped uniformly at random before ordering (not at the ends of the
-  order, where the outliers sit), and the kept items are relabelled at random by (seed, epoch, window)
-  (reverse Cuthill–McKee breaks ties by label), so fixed embeddings still give varied batches. Every
-  device computation of a whole-epoch order has shapes fixed by (N, B, D): no compilation after the
-  first epoch.
+  Every device computation of a whole-epoch order has shapes fixed by (N, B, D): no compilation after
+  the first epoch.
   """
 
   bank_on_device = True
@@ -96,15 +85,11 @@ class TailSampler(epoch_order.EpochOrderSampler):
     return x, y
 
   def _cut(self, pool: np.ndarray, embeddings, rng: np.random.Generator) -> np.ndarray:
-    """Tail order of the ``pool`` items cut into ``len(pool) // B`` contiguous batches (global indices).
-
-    The ``len(pool) mod B`` left-over items are dropped uniformly at random first; the permutation
-    that drops them is also the random relabelling that breaks the ordering's ties.
-    """
+    """Tail order of the ``pool`` items cut into ``len(pool) / B`` contiguous batches (global indices);
+    the pool's random order is the relabelling that breaks reverse Cuthill–McKee's ties."""
     x, y = embeddings if isinstance(embeddings, tuple) else (embeddings, None)
     b = self.batch_size
     count = pool.size // b
-    pool = rng.permutation(pool)[:count * b]
     n = pool.size
     quantile = self.quantile if self.quantile is not None else default_quantile(n, b,
                                                                                 self.max_neighbors)
