@@ -8,6 +8,19 @@ shard: candidates are all-gathered over that axis and the local anchors compared
 batch, so value and gradient equal the unsharded loss on the concatenated global batch.
 ``temperature`` may be a traced value (e.g. a jit argument or a learned scalar; its range is then not
 checked); ``tau_plus`` and ``beta`` choose the computation and must be concrete Python numbers.
+
+False-negative control (every loss; DESIGN §3.1), applied to the negatives before any sum or count, so
+DCL/HCL's N counts the kept negatives only:
+- ``false_negative_margin=m`` (m > 0): an anchor a drops candidate c from its negatives when
+  cos(a, c) > m · cos(a, a⁺), cosines of the normalised embeddings (not divided by the temperature).
+  m = 1 − ``relative_margin`` of sentence-transformers' ``mine_hard_negatives`` (m = 0.95 keeps negatives at
+  most 95% as similar as the positive). The rule is applied literally whatever the signs: when
+  cos(a, a⁺) ≤ 0 the threshold m · cos(a, a⁺) lies at or above cos(a, a⁺) for m ≤ 1, so negatives between
+  the two are kept. The comparison carries no gradient (a hard choice, as in sentence-transformers).
+- ``labels`` (int ``[B]``, class or source ids): a candidate of another item with the anchor's label is
+  not a negative (SupCon-style exclusion). Explicit hard negatives (``info_nce``'s ``negatives``) are
+  other sentences, not the items: the label rule leaves them negatives (the margin rule still applies).
+Under ``axis_name`` the labels are all-gathered with the candidates, so the rules see the global batch.
 """
 
 from __future__ import annotations
@@ -27,6 +40,8 @@ from prosampler_jax.normalize import l2_normalize
 # DCL/HCL: Σneg − τ⁺·N·pos counts as positive when it exceeds this fraction of Σneg (far below float32
 # resolution of R, so only differences that underflow to zero are treated as "not positive").
 _MIN_LOG_GAP = 1e-30
+# Keyword arguments that come with each batch, not from a config (``bind`` leaves them to the caller).
+PER_BATCH_ARGUMENTS = ("mask", "labels", "axis_name")
 
 
 class _Similarities(NamedTuple):
@@ -38,33 +53,37 @@ class _Similarities(NamedTuple):
 
 
 def nt_xent(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.5, mask: jax.Array | None = None,
+            false_negative_margin: float | None = None, labels: jax.Array | None = None,
             axis_name: str | None = None) -> jax.Array:
   """SimCLR's NT-Xent (Chen et al. 2020): ℓ = −log(pos / (pos + Σ_j neg_j)) over the 2B views."""
-  sim = _simclr_similarities(z1, z2, temperature, mask, axis_name)
+  sim = _simclr_similarities(z1, z2, temperature, mask, axis_name, false_negative_margin, labels)
   return _mean_over_anchors(_cross_entropy(sim), sim.anchor, axis_name)
 
 
 def dcl(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.5, tau_plus: float = 0.1,
-        mask: jax.Array | None = None, axis_name: str | None = None) -> jax.Array:
+        mask: jax.Array | None = None, false_negative_margin: float | None = None,
+        labels: jax.Array | None = None, axis_name: str | None = None) -> jax.Array:
   """Debiased contrastive loss (Chuang et al. 2020): Ng = max((Σneg − τ⁺·N·pos)/(1 − τ⁺), N·e^(−1/t))."""
   tau_plus = _concrete_float("tau_plus", tau_plus, low=0.0, high=1.0, high_open=True)
-  sim = _simclr_similarities(z1, z2, temperature, mask, axis_name)
+  sim = _simclr_similarities(z1, z2, temperature, mask, axis_name, false_negative_margin, labels)
   per_anchor = _debiased(sim, temperature=temperature, tau_plus=tau_plus, beta=0.0)
   return _mean_over_anchors(per_anchor, sim.anchor, axis_name)
 
 
 def hcl(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.5, tau_plus: float = 0.1,
-        beta: float = 1.0, mask: jax.Array | None = None, axis_name: str | None = None) -> jax.Array:
+        beta: float = 1.0, mask: jax.Array | None = None, false_negative_margin: float | None = None,
+        labels: jax.Array | None = None, axis_name: str | None = None) -> jax.Array:
   """Hard-negative loss (Robinson et al. 2021): DCL with negatives reweighted by w_j = e^(β·s_j)."""
   tau_plus = _concrete_float("tau_plus", tau_plus, low=0.0, high=1.0, high_open=True)
   beta = _concrete_float("beta", beta, low=0.0)
-  sim = _simclr_similarities(z1, z2, temperature, mask, axis_name)
+  sim = _simclr_similarities(z1, z2, temperature, mask, axis_name, false_negative_margin, labels)
   per_anchor = _debiased(sim, temperature=temperature, tau_plus=tau_plus, beta=beta)
   return _mean_over_anchors(per_anchor, sim.anchor, axis_name)
 
 
 def info_nce(q: jax.Array, k: jax.Array, *, negatives: jax.Array | None = None,
              temperature: float = 0.05, mask: jax.Array | None = None,
+             false_negative_margin: float | None = None, labels: jax.Array | None = None,
              axis_name: str | None = None) -> jax.Array:
   """SimCSE's InfoNCE (Gao et al. 2021): cross-entropy of row i of s(q, [k; negatives]) against label i.
 
@@ -80,11 +99,13 @@ def info_nce(q: jax.Array, k: jax.Array, *, negatives: jax.Array | None = None,
     candidates, own_negative_views = (k, negatives), (1,)
   mask = _check_mask(mask, q.shape[0])
   sim = _similarities((q,), candidates, (0,), mask, temperature, axis_name,
-                      own_negative_views=own_negative_views)
+                      own_negative_views=own_negative_views,
+                      false_negative_margin=false_negative_margin, labels=labels)
   return _mean_over_anchors(_cross_entropy(sim), sim.anchor, axis_name)
 
 
 def graphcl(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.2, mask: jax.Array | None = None,
+            false_negative_margin: float | None = None, labels: jax.Array | None = None,
             axis_name: str | None = None) -> jax.Array:
   """GraphCL's loss (You et al. 2020, unsupervised TU code): ℓ_i = −log(pos_i / Σ_{j≠i} e^(s(z1_i, z2_j)/t)).
 
@@ -96,7 +117,8 @@ def graphcl(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.2, mask: jax
   temperature = _check_temperature(temperature)
   z1, z2 = _check_pair("z1", z1, "z2", z2)
   mask = _check_mask(mask, z1.shape[0])
-  sim = _similarities((z1,), (z2,), (0,), mask, temperature, axis_name)
+  sim = _similarities((z1,), (z2,), (0,), mask, temperature, axis_name,
+                      false_negative_margin=false_negative_margin, labels=labels)
   s_pos = jnp.sum(jnp.where(sim.positive, sim.logits, 0.0), axis=-1)
   has_neg = jnp.any(sim.negative, axis=-1)
   per_anchor = jnp.where(has_neg, _logsumexp(sim.logits, sim.negative) - s_pos, 0.0)
@@ -106,13 +128,13 @@ def graphcl(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.2, mask: jax
 def bind(name: str, hyperparameters, *, allowed: Sequence[str]) -> functools.partial:
   """Loss ``name`` (one of ``allowed``) with the hyper-parameters it accepts taken from a mapping.
 
-  The accepted keys are read from the loss's own signature (keyword-only, minus ``mask`` and
-  ``axis_name``), and their values are checked now, so a bad temperature fails before data loads.
+  The accepted keys are read from the loss's own signature (keyword-only, minus the per-batch
+  ``PER_BATCH_ARGUMENTS``), and their values are checked now, so a bad temperature fails before data loads.
   """
   _checks.check_choice("config.loss.name", name, tuple(allowed))
   fn = globals()[name]
   accepted = [p.name for p in inspect.signature(fn).parameters.values()
-              if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("mask", "axis_name")]
+              if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in PER_BATCH_ARGUMENTS]
   kwargs = {k: hyperparameters[k] for k in accepted if k in hyperparameters}
   probe = jnp.ones((2, 2), jnp.float32)
   try:  # the loss's own checks, on a 2-item batch; their messages start with the argument's name
@@ -122,34 +144,51 @@ def bind(name: str, hyperparameters, *, allowed: Sequence[str]) -> functools.par
   return functools.partial(fn, **kwargs)
 
 
-def _simclr_similarities(z1, z2, temperature, mask, axis_name) -> _Similarities:
+def beyond_margin(cosines: jax.Array, positive_cosine: jax.Array, margin: float) -> jax.Array:
+  """The relative-margin rule, True where a candidate is too close to be trusted as a negative:
+  cos(a, c) > m · cos(a, a⁺) (broadcast ``positive_cosine`` against ``cosines``). No gradient flows
+  through the choice. The one definition of the rule: the losses and ``diagnostics`` both use it."""
+  return lax.stop_gradient(cosines) > margin * lax.stop_gradient(positive_cosine)
+
+
+def _simclr_similarities(z1, z2, temperature, mask, axis_name, false_negative_margin, labels
+                         ) -> _Similarities:
   """2B anchors {u_i, v_i}: the positive of u_i is v_i and vice versa; negatives are other items' views."""
   temperature = _check_temperature(temperature)
   z1, z2 = _check_pair("z1", z1, "z2", z2)
   mask = _check_mask(mask, z1.shape[0])
-  return _similarities((z1, z2), (z1, z2), (1, 0), mask, temperature, axis_name)
+  return _similarities((z1, z2), (z1, z2), (1, 0), mask, temperature, axis_name,
+                       false_negative_margin=false_negative_margin, labels=labels)
 
 
 def _similarities(anchor_views: Sequence[jax.Array], candidate_views: Sequence[jax.Array],
                   positive_view: Sequence[int], mask: jax.Array | None, temperature: float,
-                  axis_name: str | None, *, own_negative_views: Sequence[int] = ()) -> _Similarities:
+                  axis_name: str | None, *, own_negative_views: Sequence[int] = (),
+                  false_negative_margin: float | None = None, labels: jax.Array | None = None
+                  ) -> _Similarities:
   """The shared core: normalised local anchor views against all candidate views of the global batch.
 
   Anchor view ``a`` of item i has its positive in candidate view ``positive_view[a]`` of the same item;
   its negatives are all candidate views of every other unmasked item, plus the item's own candidate
-  views listed in ``own_negative_views`` (e.g. its hard negative).
+  views listed in ``own_negative_views`` (e.g. its hard negative), less those the false-negative rules
+  (module docstring) drop.
   """
   batch = anchor_views[0].shape[0]
+  margin = _check_margin(false_negative_margin)
+  labels = _check_labels(labels, batch)
   anchor_views = [l2_normalize(z) for z in anchor_views]
   candidate_views = [l2_normalize(z) for z in candidate_views]
   anchor_mask = jnp.ones((batch,), bool) if mask is None else mask
   candidate_mask = anchor_mask
   offset = 0
+  candidate_labels = labels
   if axis_name is not None:
     _check_axis_bound(axis_name)
     candidate_views = [jax.lax.all_gather(z, axis_name, tiled=True) for z in candidate_views]
     if mask is not None:
       candidate_mask = jax.lax.all_gather(mask, axis_name, tiled=True)
+    if labels is not None:
+      candidate_labels = jax.lax.all_gather(labels, axis_name, tiled=True)
     offset = jax.lax.axis_index(axis_name) * batch
   total = candidate_views[0].shape[0]
   if mask is None:
@@ -158,7 +197,8 @@ def _similarities(anchor_views: Sequence[jax.Array], candidate_views: Sequence[j
   anchors = jnp.concatenate(anchor_views)
   candidates = jnp.concatenate(candidate_views)
   # HIGHEST: accelerators may otherwise run float32 matmuls in bf16/TF32, too coarse at t = 0.05.
-  logits = jnp.matmul(anchors, candidates.T, precision=jax.lax.Precision.HIGHEST) / temperature
+  cosines = jnp.matmul(anchors, candidates.T, precision=jax.lax.Precision.HIGHEST)
+  logits = cosines / temperature
 
   # Every mask comes from iota comparisons, which XLA fuses into the consumers: no [A, C] constant is
   # baked into the program (a NumPy table would be (2B)² bytes, 1 GiB at B = 16k, and slow to compile).
@@ -177,6 +217,13 @@ def _similarities(anchor_views: Sequence[jax.Array], candidate_views: Sequence[j
     own_negative = own_negative | (candidate_view == view)
   negative = ((~same_item | own_negative) & ~positive
               & jnp.tile(candidate_mask, num_candidate_views)[None, :])
+  if margin is not None:
+    positive_cosine = jnp.sum(jnp.where(positive, cosines, 0.0), axis=-1, keepdims=True)
+    negative = negative & ~beyond_margin(cosines, positive_cosine, margin)
+  if labels is not None:  # another item with the anchor's label: not a negative (its hard negatives are)
+    anchor_label = jnp.tile(labels, num_anchor_views)[:, None]
+    candidate_label = jnp.tile(candidate_labels, num_candidate_views)[None, :]
+    negative = negative & ~((anchor_label == candidate_label) & ~own_negative)
   return _Similarities(logits, positive, negative, jnp.tile(anchor_mask, num_anchor_views))
 
 
@@ -268,6 +315,25 @@ def _check_pair(name1: str, z1, name2: str, z2) -> tuple[jax.Array, jax.Array]:
     raise ValueError(f"{name2} has shape {z2.shape} but {name1} has shape {z1.shape}; allowed: "
                      f"the same shape {z1.shape}.")
   return z1, z2
+
+
+def _check_margin(margin) -> float | None:
+  """``None`` or a concrete m > 0 (it decides which negatives exist, so it cannot be traced)."""
+  if margin is None:
+    return None
+  return _concrete_float("false_negative_margin", margin, low=0.0, low_open=True)
+
+
+def _check_labels(labels, batch: int) -> jax.Array | None:
+  """``None`` or an integer ``[B]`` array of class or source ids."""
+  if labels is None:
+    return None
+  labels = jnp.asarray(labels)
+  if labels.shape != (batch,):
+    raise ValueError(f"labels has shape {labels.shape}; allowed: ({batch},), one id per item.")
+  if not jnp.issubdtype(labels.dtype, jnp.integer):
+    raise ValueError(f"labels has dtype {labels.dtype}; allowed: an integer dtype (class or source ids).")
+  return labels
 
 
 def _check_mask(mask, batch: int) -> jax.Array | None:

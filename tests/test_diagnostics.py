@@ -118,3 +118,105 @@ def test_graph_stats_known_values_and_bad_input():
     diagnostics.graph_stats(np.array([[1, 5], [0, 1]]))
   with pytest.raises(ValueError, match="neighbors"):
     diagnostics.graph_stats(np.zeros((3,), int))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tail Batch Sampling's loss gap and the margin's dropped share, against float64 written out plainly.
+
+
+def _reference_gap(batches, x, y, temperature):
+  """Per (batch, member) slot and direction: InfoNCE against all N minus against the batch, float64."""
+  x = np.asarray(x, np.float64) / np.linalg.norm(x, axis=1, keepdims=True)
+  y = np.asarray(y, np.float64) / np.linalg.norm(y, axis=1, keepdims=True)
+  s = x @ y.T / temperature  # s[i, j] = s(x_i, y_j)
+  lse = lambda v: np.log(np.exp(v - v.max()).sum()) + v.max()
+  globals_, trains = [], []
+  for row in batches:
+    for i in row:
+      globals_ += [lse(s[i]) - s[i, i], lse(s[:, i]) - s[i, i]]
+      trains += [lse(s[i, row]) - s[i, i], lse(s[row, i]) - s[i, i]]
+  return np.mean(globals_) - np.mean(trains), np.mean(globals_), np.mean(trains)
+
+
+def _paired(n, dim, seed):
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(n, dim)).astype(np.float32)
+  return x, (x + 0.7 * rng.normal(size=(n, dim))).astype(np.float32)
+
+
+@pytest.mark.parametrize("temperature", [0.05, 0.5])
+def test_loss_gap_matches_the_float64_reference(temperature):
+  x, y = _paired(70, 5, seed=3)
+  rng = np.random.default_rng(4)
+  batches = np.stack([rng.choice(70, 8, replace=False) for _ in range(6)])  # items may repeat
+  got = diagnostics.loss_gap(batches, x, y, temperature=temperature)
+  gap, global_loss, train_loss = _reference_gap(batches, x, y, temperature)
+  assert got["loss_gap"] == pytest.approx(gap, rel=1e-4, abs=1e-4)
+  assert got["global_loss"] == pytest.approx(global_loss, rel=1e-4)
+  assert got["train_loss"] == pytest.approx(train_loss, rel=1e-4)
+  assert got["loss_gap_anchors"] == 48 and got["loss_gap"] > 0.1
+
+
+def test_loss_gap_of_one_batch_holding_every_item_is_zero_and_blocks_change_nothing(monkeypatch):
+  x, y = _paired(40, 6, seed=5)
+  whole = diagnostics.loss_gap(np.random.default_rng(0).permutation(40)[None], x, y, temperature=0.1)
+  assert whole["loss_gap"] == pytest.approx(0.0, abs=1e-5)
+  assert whole["global_loss"] == pytest.approx(whole["train_loss"], abs=1e-5)
+  batches = np.arange(40).reshape(5, 8)
+  want = diagnostics.loss_gap(batches, x, y, temperature=0.1)
+  monkeypatch.setattr(diagnostics, "_GLOBAL_ROWS", 3)     # many strips, a ragged last one
+  monkeypatch.setattr(diagnostics, "_GLOBAL_COLUMNS", 7)  # many blocks, a padded last one
+  assert diagnostics.loss_gap(batches, x, y, temperature=0.1) == pytest.approx(want, rel=1e-5)
+
+
+def test_loss_gap_on_a_subset_of_anchors_is_the_exact_value_on_those_slots():
+  x, y = _paired(200, 8, seed=6)
+  batches = np.random.default_rng(1).permutation(200).reshape(25, 8)
+  exact = diagnostics.loss_gap(batches, x, y, temperature=0.2)
+  part = diagnostics.loss_gap(batches, x, y, temperature=0.2, num_anchors=50, seed=3)
+  assert part["loss_gap_anchors"] == 50
+  chosen = np.sort(np.random.default_rng(3).choice(200, 50, replace=False))
+  slots = batches.reshape(-1)
+  gap, _, _ = _reference_gap(batches, x, y, 0.2)
+  assert exact["loss_gap"] == pytest.approx(gap, rel=1e-4)
+  per_slot = []
+  for slot in chosen:
+    row = batches[slot // 8]
+    per_slot.append(_slot_gap(row, slots[slot], x, y, 0.2))
+  assert part["loss_gap"] == pytest.approx(np.mean(per_slot), rel=1e-4)
+  assert part == diagnostics.loss_gap(batches, x, y, temperature=0.2, num_anchors=50, seed=3)
+  assert diagnostics.gap_anchors(1000, 500, scores=10**6) is None
+  assert diagnostics.gap_anchors(1000, 5000, scores=10**6) == 1000
+
+
+def _slot_gap(row, item, x, y, temperature):
+  x = np.asarray(x, np.float64) / np.linalg.norm(x, axis=1, keepdims=True)
+  y = np.asarray(y, np.float64) / np.linalg.norm(y, axis=1, keepdims=True)
+  s = x @ y.T / temperature
+  lse = lambda v: np.log(np.exp(v - v.max()).sum()) + v.max()
+  return 0.5 * ((lse(s[item]) - lse(s[item, row])) + (lse(s[:, item]) - lse(s[row, item])))
+
+
+def test_batch_stats_reports_the_gap_and_the_margins_dropped_share():
+  x, y = _paired(60, 4, seed=8)
+  bank = np.concatenate([x, y], axis=1)
+  batches = np.random.default_rng(2).permutation(60).reshape(6, 10)
+  stats = diagnostics.batch_stats(batches, bank, pairs=(x, y), temperature=0.1, false_negative_margin=0.7)
+  assert stats["loss_gap"] == pytest.approx(_reference_gap(batches, x, y, 0.1)[0], rel=1e-4)
+  u = x / np.linalg.norm(x, axis=1, keepdims=True)
+  v = y / np.linalg.norm(y, axis=1, keepdims=True)
+  shares = []
+  for row in batches:
+    c = u[row] @ v[row].T  # c[i, j] = cos(x_i, y_j)
+    off = ~np.eye(10, dtype=bool)
+    dropped = ((c > 0.7 * np.diag(c)[:, None]) & off).sum() + ((c.T > 0.7 * np.diag(c)[:, None]) & off).sum()
+    shares.append(dropped / (2 * 10 * 9))
+  assert stats["margin_dropped_rate"] == pytest.approx(np.mean(shares), abs=1e-6)
+  assert 0 < stats["margin_dropped_rate"] < 1
+  json.dumps(stats)
+  with pytest.raises(ValueError, match="need pairs"):
+    diagnostics.batch_stats(batches, bank, temperature=0.1)
+  with pytest.raises(ValueError, match=r"pairs\[1\] has N=59 rows"):
+    diagnostics.batch_stats(batches, bank, pairs=(x, y[:59]), temperature=0.1)
+  with pytest.raises(ValueError, match="temperature=0 is out of range"):
+    diagnostics.loss_gap(batches, x, y, temperature=0.0)

@@ -26,15 +26,25 @@ def _ref_normalize(z):
   return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
 
 
-def _ref_simclr(z1, z2, temperature, kind, tau_plus=0.1, beta=1.0, mask=None, stats=None):
+def _is_negative(anchor, positive, candidate, margin, same_label):
+  """DESIGN §3.1's false-negative rules for one (anchor, candidate) pair of another item."""
+  if same_label:
+    return False
+  return margin is None or anchor @ candidate <= margin * (anchor @ positive)
+
+
+def _ref_simclr(z1, z2, temperature, kind, tau_plus=0.1, beta=1.0, mask=None, stats=None,
+                margin=None, labels=None):
   """Mean over the 2B anchors {u_i, v_i} of −log(pos / (pos + Ng)), Ng per nt_xent / dcl / hcl."""
   u, v = _ref_normalize(z1), _ref_normalize(z2)
   keep = np.ones(len(u), bool) if mask is None else np.asarray(mask, bool)
   items = np.flatnonzero(keep)
+  same = lambda i, j: labels is not None and labels[i] == labels[j]
   per_anchor = []
   for i in items:
     for anchor, positive in ((u[i], v[i]), (v[i], u[i])):
-      negatives = [x for j in items if j != i for x in (u[j], v[j])]
+      negatives = [x for j in items if j != i for x in (u[j], v[j])
+                   if _is_negative(anchor, positive, x, margin, same(i, j))]
       n = len(negatives)
       s = np.array([anchor @ x for x in negatives]) / temperature
       pos = np.exp(anchor @ positive / temperature)
@@ -53,27 +63,41 @@ def _ref_simclr(z1, z2, temperature, kind, tau_plus=0.1, beta=1.0, mask=None, st
   return float(np.mean(per_anchor)) if per_anchor else 0.0
 
 
-def _ref_info_nce(q, k, temperature, mask=None, negatives=None):
+def _ref_info_nce(q, k, temperature, mask=None, negatives=None, margin=None, labels=None):
   """Mean over anchors q_i of the cross-entropy of row i of s(q, [k; negatives]) against label i."""
   q, k = _ref_normalize(q), _ref_normalize(k)
   hard = [] if negatives is None else _ref_normalize(negatives)
   keep = np.ones(len(q), bool) if mask is None else np.asarray(mask, bool)
   items = np.flatnonzero(keep)
+  same = lambda i, j: labels is not None and labels[i] == labels[j]
   per_anchor = []
   for i in items:
-    candidates = [k[j] for j in items] + [hard[j] for j in items if negatives is not None]
+    candidates = ([k[i]] + [k[j] for j in items if j != i and _is_negative(q[i], k[i], k[j], margin,
+                                                                         same(i, j))]
+                  + [hard[j] for j in items if negatives is not None
+                     and _is_negative(q[i], k[i], hard[j], margin, False)])
     logits = np.array([q[i] @ c for c in candidates]) / temperature
     target = q[i] @ k[i] / temperature
     per_anchor.append(np.log(np.exp(logits).sum()) - target)
   return float(np.mean(per_anchor)) if per_anchor else 0.0
 
 
-def _ref_graphcl(x, x_aug, temperature, mask=None):
+def _ref_graphcl(x, x_aug, temperature, mask=None, margin=None, labels=None):
   """GraphCL's loss_cal (unsupervised_TU/gsimclr.py) in matrix form: exp-cosine matrix of x against
   x_aug, the diagonal over the off-diagonal row sum, −log, mean; masked items are dropped first. (The
   off-diagonal entries are summed directly: GraphCL's ``row sum − diagonal`` cancels to 0 in float64 at
   t = 0.01, where the positive term dominates the row.)"""
   keep = np.ones(len(x), bool) if mask is None else np.asarray(mask, bool)
+  if margin is not None or labels is not None:  # per anchor, over the negatives the rules keep
+    u, v = _ref_normalize(x), _ref_normalize(x_aug)
+    items = np.flatnonzero(keep)
+    per_anchor = []
+    for i in items:
+      kept = [v[j] for j in items if j != i and _is_negative(
+          u[i], v[i], v[j], margin, labels is not None and labels[i] == labels[j])]
+      per_anchor.append(np.log(np.exp(np.array([u[i] @ c for c in kept]) / temperature).sum())
+                        - u[i] @ v[i] / temperature if kept else 0.0)
+    return float(np.mean(per_anchor)) if per_anchor else 0.0
   x, x_aug = np.asarray(x, np.float64)[keep], np.asarray(x_aug, np.float64)[keep]
   if len(x) < 2:
     return 0.0
@@ -86,9 +110,9 @@ def _ref_graphcl(x, x_aug, temperature, mask=None):
 
 def _reference(name, z1, z2, temperature, mask=None, **kwargs):
   if name == "graphcl":
-    return _ref_graphcl(z1, z2, temperature, mask)
+    return _ref_graphcl(z1, z2, temperature, mask, **kwargs)
   if name == "info_nce":
-    return _ref_info_nce(z1, z2, temperature, mask)
+    return _ref_info_nce(z1, z2, temperature, mask, **kwargs)
   return _ref_simclr(z1, z2, temperature, name, mask=mask, **kwargs)
 
 
@@ -398,3 +422,123 @@ def test_info_nce_with_hard_negatives_matches_the_reference_sharded_or_not(mesh,
   assert np.abs(np.asarray(grads[2])).sum() > 0  # the hard negatives get gradient
   with pytest.raises(ValueError, match="negatives has shape"):
     fn(q, k, negatives=negatives[:3])
+
+
+# ---------------------------------------------------------------------------------------------------
+# False-negative control: the relative margin and same-label exclusion (DESIGN §3.1).
+
+
+def _labelled_views(batch=12, dim=6, seed=5):
+  """Views with near-duplicate items (false negatives a margin should catch) and a few classes."""
+  rng = np.random.default_rng(seed)
+  centres = rng.normal(size=(3, dim))
+  labels = np.arange(batch) % 3
+  z1 = centres[labels] + 0.6 * rng.normal(size=(batch, dim))
+  z2 = z1 + 0.8 * rng.normal(size=(batch, dim))
+  return z1.astype(np.float32), z2.astype(np.float32), labels.astype(np.int32)
+
+
+def _false_negative_options():
+  return [dict(margin=0.9), dict(labels=True), dict(margin=0.6, labels=True), dict(margin=1.0)]
+
+
+@pytest.mark.parametrize("options", _false_negative_options(), ids=str)
+@pytest.mark.parametrize("name", ALL_LOSSES)
+def test_false_negative_control_matches_the_float64_reference(name, options):
+  z1, z2, labels = _labelled_views()
+  kwargs = {"false_negative_margin": options.get("margin"),
+            "labels": labels if options.get("labels") else None}
+  ref_kwargs = {"margin": options.get("margin"), "labels": kwargs["labels"]}
+  got = float(getattr(losses, name)(z1, z2, temperature=0.1, **kwargs))
+  want = _reference(name, z1, z2, 0.1, **ref_kwargs)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  plain = _reference(name, z1, z2, 0.1)
+  assert abs(want - plain) > 1e-3, "the options must change this batch's loss (else the test is idle)"
+
+
+def _negative_count_reference(anchors, candidates, positive_of, margin):
+  """How many (anchor, candidate) pairs of different items the margin rule keeps, in float64."""
+  kept = 0
+  for a, (anchor, owner) in enumerate(anchors):
+    positive = candidates[positive_of[a]][0]
+    for candidate, other in candidates:
+      kept += other != owner and _is_negative(anchor, positive, candidate, margin, False)
+  return kept
+
+
+@pytest.mark.parametrize("margin", [0.5, 0.8, 0.95, 1.0])
+def test_the_margin_drops_exactly_the_negatives_beyond_m_times_the_positive(margin):
+  """Counted: the negatives the loss keeps are those with cos(a, c) ≤ m · cos(a, a⁺), no more, no less
+  (including anchors whose positive cosine is negative, where m · cos⁺ ≥ cos⁺)."""
+  z1, z2, _ = _labelled_views(batch=16, seed=9)
+  z2[3] = -z1[3]  # a negative positive cosine: the rule is applied literally
+  u, v = _ref_normalize(z1), _ref_normalize(z2)
+  b = len(u)
+  sim = losses._similarities((jnp.asarray(z1), jnp.asarray(z2)), (jnp.asarray(z1), jnp.asarray(z2)),
+                             (1, 0), None, 0.1, None, false_negative_margin=margin)
+  anchors = [(x, i) for x in (u, v) for i, x in enumerate(x)]
+  candidates = [(x, i) for x in (u, v) for i, x in enumerate(x)]
+  positive_of = [b + i for i in range(b)] + list(range(b))
+  want = _negative_count_reference(anchors, candidates, positive_of, margin)
+  assert int(sim.negative.sum()) == want
+  assert want < 2 * b * (2 * b - 2), "some negatives must be dropped at this margin"
+
+
+def test_same_label_exclusion_removes_classmates_and_nothing_else():
+  z1, z2, _ = _labelled_views()
+  distinct = np.arange(12, dtype=np.int32)
+  for name in ALL_LOSSES:
+    fn = functools.partial(getattr(losses, name), temperature=0.1)
+    np.testing.assert_allclose(float(fn(z1, z2, labels=distinct)), float(fn(z1, z2)), rtol=1e-6)
+    # One class: nobody is a negative, so every anchor's loss is −log(pos / pos) = 0 (or 0 by definition).
+    assert float(fn(z1, z2, labels=np.zeros(12, np.int32))) == pytest.approx(0.0, abs=1e-6)
+  # Supervised SimCSE's hard negatives stay negatives under the label rule.
+  negatives = _labelled_views(seed=6)[0]
+  one_class = losses.info_nce(z1, z2, negatives=negatives, temperature=0.1, labels=np.zeros(12, np.int32))
+  np.testing.assert_allclose(float(one_class),
+                             _ref_info_nce(z1, z2, 0.1, negatives=negatives, labels=np.zeros(12)),
+                             rtol=1e-5)
+  assert float(one_class) > 0.1
+
+
+@pytest.mark.parametrize("name", ALL_LOSSES)
+def test_false_negative_control_sharded_equals_unsharded(mesh, name):
+  z1, z2, labels = _labelled_views(batch=16, seed=11)
+  mask = np.ones(16, bool)
+  mask[[2, 9]] = False
+  fn = functools.partial(getattr(losses, name), temperature=0.1, false_negative_margin=0.8)
+
+  def local(a, b, m, lab):
+    return fn(a, b, mask=m, labels=lab, axis_name="data")
+
+  sharded = jax.shard_map(local, mesh=mesh, in_specs=P("data"), out_specs=P())
+  put = functools.partial(jax.device_put, device=NamedSharding(mesh, P("data")))
+  value, grads = jax.jit(jax.value_and_grad(sharded, argnums=(0, 1)))(put(z1), put(z2), put(mask),
+                                                                      put(labels))
+  want_value, want_grads = jax.value_and_grad(
+      lambda a, b: fn(a, b, mask=mask, labels=labels), argnums=(0, 1))(z1, z2)
+  np.testing.assert_allclose(float(value), float(want_value), rtol=1e-5, atol=1e-5)
+  for got, want in zip(grads, want_grads):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
+  assert abs(float(want_value) - float(getattr(losses, name)(z1, z2, temperature=0.1, mask=mask))) > 1e-3
+
+
+@pytest.mark.parametrize("name", ALL_LOSSES)
+def test_false_negative_options_reject_bad_values(name):
+  z1, z2, labels = _labelled_views()
+  fn = getattr(losses, name)
+  for margin in (0.0, -1.0, float("nan")):
+    with pytest.raises(ValueError, match="false_negative_margin"):
+      fn(z1, z2, false_negative_margin=margin)
+  with pytest.raises(ValueError, match=r"labels has shape \(3,\); allowed: \(12,\)"):
+    fn(z1, z2, labels=labels[:3])
+  with pytest.raises(ValueError, match="labels has dtype float32; allowed: an integer dtype"):
+    fn(z1, z2, labels=labels.astype(np.float32))
+
+
+def test_bind_takes_the_margin_from_the_config_but_never_labels():
+  bound = losses.bind("nt_xent", {"temperature": 0.1, "false_negative_margin": 0.9, "labels": [1, 2]},
+                      allowed=("nt_xent",))
+  assert bound.keywords == {"temperature": 0.1, "false_negative_margin": 0.9}
+  with pytest.raises(ValueError, match=r"config.loss.false_negative_margin=0 is out of range"):
+    losses.bind("nt_xent", {"false_negative_margin": 0.0}, allowed=("nt_xent",))
