@@ -97,8 +97,12 @@ class BatchFeeder:
   """
 
   def __init__(self, task, sampler, schedule: WindowSchedule, mesh, *, warmup_epochs: int,
-               lookahead_steps: int, total_steps: int):
+               lookahead_steps: int, total_steps: int, temperature: float | None = None,
+               false_negative_margin: float | None = None, seed: int = 0):
     self._task, self._sampler, self._schedule, self._mesh = task, sampler, schedule, mesh
+    # What the window statistics need beyond the bank: the loss's temperature (loss gap) and margin.
+    self._loss_options = {"temperature": temperature, "false_negative_margin": false_negative_margin,
+                          "seed": seed}
     self._warmup_epochs, self._total = warmup_epochs, total_steps
     self.lookahead = effective_lookahead(lookahead_steps, schedule.refresh_steps)
     self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler")
@@ -173,8 +177,7 @@ class BatchFeeder:
     stats = {k: float(v) for k, v in freshness.items()}
     stats.update(self._sampler.window_info())  # e.g. which window's bank TBS's epoch order came from
     if snapshot is not None:
-      stats.update(diagnostics.batch_stats(batches[:self._schedule.window_length(window)], snapshot,
-                                           self._task.pretrain_labels))
+      stats.update(self._batch_stats(batches[:self._schedule.window_length(window)], snapshot))
       # The worker's time for this window (sampler + statistics): what a look-ahead has to hide.
       stats["sampler_seconds"] = time.perf_counter() - start
     return batches, stats, self._pipeline(epoch, window, batches, start_batch=0)
@@ -192,7 +195,7 @@ class BatchFeeder:
     def job():
       batches = sampler.sample(self._warmup_epochs, self._task.sampler_view(snapshot),
                                num_batches=self._schedule.refresh_steps)
-      diagnostics.batch_stats(batches[:window_length], snapshot, self._task.pretrain_labels)
+      self._batch_stats(batches[:window_length], snapshot)
 
     future = self._precompiler.submit(job)  # joined by close(): no thread outlives the loop
     future.add_done_callback(lambda f: f.cancelled() or f.exception() is None or logging.warning(
@@ -266,8 +269,21 @@ class BatchFeeder:
     """The last refresh's batch statistics, or (if every window was a warm-up) the current window's."""
     if self.window_stats or self._batches is None:
       return self.window_stats
-    return diagnostics.batch_stats(self._batches, parallel.device_snapshot(bank),
-                                   self._task.pretrain_labels)
+    return self._batch_stats(self._batches, parallel.device_snapshot(bank))
+
+  def _batch_stats(self, batches: np.ndarray, snapshot: jax.Array) -> dict:
+    """``diagnostics.batch_stats`` of a window's batches on a bank snapshot. For a task with a
+    ``bank_pair`` and a known temperature it adds the loss gap, scored exactly while the window's
+    anchors × N fit ``diagnostics.REFRESH_GAP_SCORES``, else on a fixed random subset of anchors; with a
+    margin, the share of in-batch negatives the loss drops."""
+    bank_pair = getattr(self._task, "bank_pair", None)
+    options = self._loss_options
+    if bank_pair is None or options["temperature"] is None:
+      return diagnostics.batch_stats(batches, snapshot, self._task.pretrain_labels)
+    return diagnostics.batch_stats(
+        batches, snapshot, self._task.pretrain_labels, pairs=bank_pair(snapshot),
+        temperature=options["temperature"], false_negative_margin=options["false_negative_margin"],
+        loss_gap_anchors=diagnostics.gap_anchors(snapshot.shape[0], batches.size), seed=options["seed"])
 
   def close(self) -> None:
     """Joins the worker threads (a pending window is finished, queued work cancelled)."""

@@ -304,7 +304,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
   encoder = make_encoder(graphdef, mesh)
   feeder = feeder_lib.BatchFeeder(task, sampler, schedule, mesh,
                                   warmup_epochs=config.sampler.warmup_epochs,
-                                  lookahead_steps=config.sampler.lookahead_steps, total_steps=total_steps)
+                                  lookahead_steps=config.sampler.lookahead_steps, total_steps=total_steps,
+                                  temperature=config.loss.temperature,
+                                  false_negative_margin=config.loss.false_negative_margin,
+                                  seed=config.seed)
 
   ckpt_dir = os.path.join(workdir, "checkpoints")
   ckpt = checkpoint.Checkpointer(ckpt_dir, max_to_keep=config.keep_checkpoints)

@@ -5,11 +5,14 @@ import importlib
 import json
 import os
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import tiny_tasks
 from experiments.configs import graphcl_mutag
+from prosampler_jax import losses
 from prosampler_jax import run_config
 from prosampler_jax import train
 from prosampler_jax.data import graphs
@@ -38,6 +41,7 @@ def test_graphcl_end_to_end_on_mutag(tmp_path):
   refreshes = [h for h in result["history"] if h["event"] == "refresh"]
   assert [h["step"] for h in refreshes] == [5] and refreshes[0]["bank_written_fraction"] > 0.999
   assert 0.0 < refreshes[0]["mean_neg_cos"] < 1.0 and 0.0 <= refreshes[0]["false_negative_rate"] <= 1.0
+  assert refreshes[0]["loss_gap"] > 0.0 and refreshes[0]["loss_gap_anchors"] == 5 * 32  # exact: N = 188
   with open(os.path.join(tmp_path, "results.json")) as f:
     assert json.load(f)["svm_acc"] == result["svm_acc"]
 
@@ -58,6 +62,20 @@ def test_tail_batch_sampling_sees_the_two_views_as_halves():
   np.testing.assert_array_equal(np.concatenate([x, y], axis=1), bank)
   assert task.bank_dim == 2 * 96 and task.pretrain_labels.tolist() == graphs.load_tu_dataset(
       "MUTAG", graphs.grakel_mutag_dir()).labels.tolist()
+
+
+def test_same_label_exclusion_hands_the_graph_labels_to_the_loss():
+  task = graphcl.GraphCLTask(tiny_config(**{"loss.exclude_same_label": True}))
+  element = next(task.pretrain_batches(np.arange(32, dtype=np.int32)[None], window=0, start_batch=0))
+  ids = np.unique(task.pretrain_labels, return_inverse=True)[1]
+  np.testing.assert_array_equal(element["inputs"]["label"], ids[element["index"]])
+  assert 0 < element["inputs"]["label"].sum() < 32  # both classes in the batch
+  z1, z2, labels = task.forward(task.make_model(), jax.tree.map(jnp.asarray, element["inputs"]))
+  np.testing.assert_array_equal(labels, element["inputs"]["label"])
+  loss, _ = task.loss_and_rows((z1, z2, labels), axis_name=None)
+  assert float(loss) == pytest.approx(float(losses.graphcl(z1, z2, temperature=0.2, labels=labels)),
+                                      rel=1e-6)
+  assert float(loss) != pytest.approx(float(losses.graphcl(z1, z2, temperature=0.2)), rel=1e-3)
 
 
 @pytest.mark.parametrize("key, value, match", [

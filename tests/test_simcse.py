@@ -33,7 +33,7 @@ def test_unsupervised_simcse_end_to_end(tmp_path, minilm_dir):
   assert 75.0 < results["stsb"] < 90.0 and 75.0 < results["stsb_dev"] < 95.0  # MiniLM: 82.03 untrained
   refreshes = [h for h in results["history"] if h["event"] == "refresh"]
   assert [r["step"] for r in refreshes] == [0, 3] and refreshes[0]["bank_written_fraction"] == 1.0
-  assert 0.0 < refreshes[0]["mean_neg_cos"] < 1.0
+  assert 0.0 < refreshes[0]["mean_neg_cos"] < 1.0 and refreshes[0]["loss_gap"] > 0.0
   assert results["selection_metric"] == "stsb_dev" and results["selected_step"] == 6
 
 
@@ -44,6 +44,13 @@ def test_tail_batch_sampling_sees_text_as_anchor_and_positive_halves(minilm_dir)
   x, y = task.sampler_view(bank)
   np.testing.assert_array_equal(np.concatenate([x, y], axis=1), bank)
   assert x.shape == (96, 384)  # MiniLM's hidden size: [anchor | positive]
+  np.testing.assert_array_equal(np.concatenate(task.bank_pair(bank), axis=1), bank)  # the loss gap's pair
+
+
+def test_same_label_exclusion_is_refused_for_unlabelled_sentences(minilm_dir):
+  from prosampler_jax.tasks import simcse  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="config.loss.exclude_same_label=True needs pre-training labels"):
+    simcse.SimCSETask(tiny_config(**{"loss.exclude_same_label": True}))
 
 
 def test_supervised_simcse_trains_on_nli_triplets_with_hard_negatives(tmp_path, minilm_dir):

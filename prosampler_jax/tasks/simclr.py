@@ -18,7 +18,7 @@ from prosampler_jax import _checks
 from prosampler_jax import losses
 from prosampler_jax import models
 from prosampler_jax.evaluation import linear_probe_accuracy, weighted_knn_accuracy
-from prosampler_jax.tasks._pairs import pair_rows
+from prosampler_jax.tasks._pairs import bank_halves, exclusion_labels, label_inputs, pair_rows
 
 LOSSES = ("nt_xent", "dcl", "hcl")  # the SimCLR family: 2B anchors, both views of other items negative
 
@@ -59,6 +59,7 @@ class SimCLRTask:
                      "test": load("test")}
     self.num_examples = len(pretrain)
     self.pretrain_labels = labels if fully_labeled else None
+    self._label_ids = exclusion_labels(config, self.pretrain_labels)
     self.pixel_mean, self.pixel_std = pretrain.mean, pretrain.std  # per channel, pixels in [0, 1]
 
   # -- data ------------------------------------------------------------------------------------------
@@ -71,7 +72,9 @@ class SimCLRTask:
         self._sources["pretrain"], batches, seed=self._config.seed, window=window,
         augment=self._augment, process_index=jax.process_index(),
         process_count=jax.process_count(), start_batch=start_batch).as_numpy_iterator()
-    return ({"inputs": {"view1": e["view1"], "view2": e["view2"]}, "index": e["index"]} for e in elements)
+    return ({"inputs": {"view1": e["view1"], "view2": e["view2"],
+                        **label_inputs(self._label_ids, e["index"])}, "index": e["index"]}
+            for e in elements)
 
   def _eval_batches(self, split: str) -> Iterator[dict[str, np.ndarray]]:
     """This process's rows of each un-augmented evaluation batch, with item indices and labels."""
@@ -89,8 +92,9 @@ class SimCLRTask:
   def make_model(self) -> nnx.Module:
     return make_model(self._config, in_channels=self._sources["pretrain"].image_shape[-1])
 
-  def forward(self, model: nnx.Module, inputs: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
-    """Both views in one pass, so BatchNorm normalises over all 2B images; returns (z1, z2).
+  def forward(self, model: nnx.Module, inputs: dict[str, jax.Array]):
+    """Both views in one pass, so BatchNorm normalises over all 2B images; returns (z1, z2, label ids
+    or None).
 
     The uint8 views are normalised here, on the device (per-channel mean and std of [0, 1] pixels). They
     are stacked per item ([B, 2, ...] → [2B, ...]): each device's rows stay on that device, so no image
@@ -103,15 +107,17 @@ class SimCLRTask:
     x = (x.astype(jnp.float32) * (1.0 / 255.0) - mean) / std
     _, projections = model(x)
     projections = projections.reshape(batch, 2, -1)
-    return projections[:, 0], projections[:, 1]
+    return projections[:, 0], projections[:, 1], inputs.get("label")
 
-  def loss_and_rows(self, outputs: tuple[jax.Array, jax.Array], *, axis_name: str | None
-                    ) -> tuple[jax.Array, jax.Array]:
-    z1, z2 = outputs
-    return self._loss(z1, z2, axis_name=axis_name), pair_rows(z1, z2)
+  def loss_and_rows(self, outputs, *, axis_name: str | None) -> tuple[jax.Array, jax.Array]:
+    z1, z2, labels = outputs
+    return self._loss(z1, z2, labels=labels, axis_name=axis_name), pair_rows(z1, z2)
 
   def sampler_view(self, bank: jax.Array) -> jax.Array:
     return bank
+
+  def bank_pair(self, bank: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return bank_halves(bank)
 
   # -- evaluation ------------------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from prosampler_jax import losses
 from prosampler_jax.evaluation import sts
 from prosampler_jax.models import bert as bert_lib
 from prosampler_jax.models import bert_tokenizer
-from prosampler_jax.tasks._pairs import pair_rows, pair_sampler_view
+from prosampler_jax.tasks._pairs import bank_halves, exclusion_labels, pair_rows, pair_sampler_view
 
 LOSSES = ("info_nce",)
 SELECTION_METRIC = "stsb_dev"  # SimCSE keeps the checkpoint with the best STS-B dev Spearman
@@ -43,6 +43,7 @@ class SimCSETask:
     from prosampler_jax.data import text  # pylint: disable=g-import-not-at-top  (TensorFlow: only here)
     _checks.check_choice("config.dataset", config.dataset, text.TEXT_DATASETS)
     self._loss = losses.bind(config.loss.name, config.loss, allowed=LOSSES)
+    exclusion_labels(config, None)  # sentences carry no class labels: asking to exclude them fails here
     _checks.check_choice("config.model.pooling", config.model.pooling, bert_lib.POOLINGS)
     _checks.check_int("config.model.max_len", config.model.max_len, low=2)
     _checks.check_int("config.eval.max_len", config.eval.max_len, low=2)
@@ -118,6 +119,9 @@ class SimCSETask:
 
   def sampler_view(self, bank: jax.Array):
     return pair_sampler_view(bank, self._config.sampler.name)
+
+  def bank_pair(self, bank: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return bank_halves(bank)
 
   # -- evaluation ------------------------------------------------------------------------------------
 
