@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import jax.numpy as jnp
+import jax
 import numpy as np
 
 from prosampler_jax import _checks
@@ -93,20 +93,35 @@ def batch_plan(sampler: BatchSampler, embeddings, *, epochs: int, labels=None
   by side (as the trainers' two-view tasks keep their bank).
   """
   epochs = _checks.check_int("epochs", epochs, low=1)
-  if isinstance(embeddings, tuple):
-    if len(embeddings) != 2:
-      raise ValueError(f"embeddings is a tuple of length {len(embeddings)}; allowed: an array [N, D] "
-                       "or a pair (x, y).")
-    x, y = (_checks.check_embeddings(f"embeddings[{i}]", v) for i, v in enumerate(embeddings))
-    if x.shape != y.shape:
-      raise ValueError(f"the pair's views must have the same shape, got {x.shape} and {y.shape}.")
-    bank = pair_rows(jnp.asarray(x), jnp.asarray(y))
-  else:  # on the device once: every epoch's sampler and statistics read it there
-    bank = _checks.check_embeddings("embeddings", embeddings, on_device=True)
-  view = embeddings if isinstance(sampler, TailSampler) else bank
+  bank, pair = plan_bank(embeddings)
+  view = sampler_input(sampler, bank, pair)
   plans, stats = [], []
   for epoch in range(epochs):
-    plan = sampler.sample(epoch, view if sampler.needs_embeddings else None)
+    plan = sampler.sample(epoch, view)
     plans.append(plan)
     stats.append({"epoch": epoch, **diagnostics.batch_stats(plan, bank, labels)})
   return np.stack(plans).astype(np.int32), stats
+
+
+def plan_bank(embeddings) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
+  """``(bank, pair)`` on the default device, once for every epoch: for one array ``[N, D]`` the array and
+  None; for a pair ``(x, y)`` of views one row per item, the unit views side by side (as the trainers'
+  two-view tasks keep their bank), and the pair itself."""
+  if not isinstance(embeddings, tuple):
+    return _checks.check_embeddings("embeddings", embeddings, on_device=True), None
+  if len(embeddings) != 2:
+    raise ValueError(f"embeddings is a tuple of length {len(embeddings)}; allowed: an array [N, D] "
+                     "or a pair (x, y).")
+  x, y = (_checks.check_embeddings(f"embeddings[{i}]", v, on_device=True)
+          for i, v in enumerate(embeddings))
+  if x.shape != y.shape:
+    raise ValueError(f"the pair's views must have the same shape, got {x.shape} and {y.shape}.")
+  return pair_rows(x, y), (x, y)
+
+
+def sampler_input(sampler: BatchSampler, bank, pair):
+  """What ``sampler`` samples from: "tail" orders the pair when there is one (its symmetrised
+  cross-view similarity), the others read the bank; None for samplers that need no embeddings."""
+  if not sampler.needs_embeddings:
+    return None
+  return pair if isinstance(sampler, TailSampler) and pair is not None else bank
