@@ -28,11 +28,11 @@ _GLOBAL_COLUMNS = 16384  # candidates per block of a strip: a strip holds 64 MiB
 REFRESH_GAP_SCORES = 2**26
 
 
-def gap_anchors(num_examples: int, num_slots: int, scores: int = REFRESH_GAP_SCORES) -> int | None:
+def gap_anchors(num_examples: int, num_slots: int, scores: int | None = None) -> int | None:
   """How many anchors ``loss_gap`` may score against all ``num_examples`` items within ``scores``
-  similarities: ``None`` (every one of the ``num_slots`` anchors, exact) when they fit, else
-  ``max(1, scores // num_examples)``."""
-  anchors = max(1, scores // num_examples)
+  similarities (default ``REFRESH_GAP_SCORES``): ``None`` (every one of the ``num_slots`` anchors, exact)
+  when they fit, else ``max(1, scores // num_examples)``."""
+  anchors = max(1, (REFRESH_GAP_SCORES if scores is None else scores) // num_examples)
   return None if anchors >= num_slots else anchors
 
 

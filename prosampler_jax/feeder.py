@@ -98,11 +98,12 @@ class BatchFeeder:
 
   def __init__(self, task, sampler, schedule: WindowSchedule, mesh, *, warmup_epochs: int,
                lookahead_steps: int, total_steps: int, temperature: float | None = None,
-               false_negative_margin: float | None = None, seed: int = 0):
+               false_negative_margin: float | None = None, loss_gap_scores: int | None = None,
+               seed: int = 0):
     self._task, self._sampler, self._schedule, self._mesh = task, sampler, schedule, mesh
     # What the window statistics need beyond the bank: the loss's temperature (loss gap) and margin.
     self._loss_options = {"temperature": temperature, "false_negative_margin": false_negative_margin,
-                          "seed": seed}
+                          "loss_gap_scores": loss_gap_scores, "seed": seed}
     self._warmup_epochs, self._total = warmup_epochs, total_steps
     self.lookahead = effective_lookahead(lookahead_steps, schedule.refresh_steps)
     self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sampler")
@@ -273,17 +274,21 @@ class BatchFeeder:
 
   def _batch_stats(self, batches: np.ndarray, snapshot: jax.Array) -> dict:
     """``diagnostics.batch_stats`` of a window's batches on a bank snapshot. For a task with a
-    ``bank_pair`` and a known temperature it adds the loss gap, scored exactly while the window's
-    anchors × N fit ``diagnostics.REFRESH_GAP_SCORES``, else on a fixed random subset of anchors; with a
-    margin, the share of in-batch negatives the loss drops."""
+    ``bank_pair`` it adds, with a temperature, the loss gap (scored exactly while the window's anchors × N
+    fit ``loss_gap_scores``, default ``diagnostics.REFRESH_GAP_SCORES``, else on a fixed random subset of
+    anchors; 0: no gap) and, with a margin, the share of in-batch negatives the loss drops."""
     bank_pair = getattr(self._task, "bank_pair", None)
     options = self._loss_options
-    if bank_pair is None or options["temperature"] is None:
+    scores = options["loss_gap_scores"]
+    temperature = None if scores == 0 else options["temperature"]
+    if bank_pair is None or (temperature is None and options["false_negative_margin"] is None):
       return diagnostics.batch_stats(batches, snapshot, self._task.pretrain_labels)
+    anchors = None if temperature is None else diagnostics.gap_anchors(snapshot.shape[0], batches.size,
+                                                                        scores)
     return diagnostics.batch_stats(
         batches, snapshot, self._task.pretrain_labels, pairs=bank_pair(snapshot),
-        temperature=options["temperature"], false_negative_margin=options["false_negative_margin"],
-        loss_gap_anchors=diagnostics.gap_anchors(snapshot.shape[0], batches.size), seed=options["seed"])
+        temperature=temperature, false_negative_margin=options["false_negative_margin"],
+        loss_gap_anchors=anchors, seed=options["seed"])
 
   def close(self) -> None:
     """Joins the worker threads (a pending window is finished, queued work cancelled)."""

@@ -307,7 +307,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
                                   lookahead_steps=config.sampler.lookahead_steps, total_steps=total_steps,
                                   temperature=config.loss.temperature,
                                   false_negative_margin=config.loss.false_negative_margin,
-                                  seed=config.seed)
+                                  loss_gap_scores=config.loss_gap_scores, seed=config.seed)
 
   ckpt_dir = os.path.join(workdir, "checkpoints")
   ckpt = checkpoint.Checkpointer(ckpt_dir, max_to_keep=config.keep_checkpoints)

@@ -192,13 +192,15 @@ def test_false_negative_control_reaches_the_loss_and_the_window_statistics(tmp_p
   in-batch negatives the margin drops."""
   plain = train.train_and_evaluate(tiny_config(), str(tmp_path / "plain"))
   controlled = train.train_and_evaluate(
-      tiny_config(**{"loss.false_negative_margin": 0.5, "loss.exclude_same_label": True}),
+      tiny_config(loss_gap_scores=0,
+                  **{"loss.false_negative_margin": 0.5, "loss.exclude_same_label": True}),
       str(tmp_path / "controlled"))
   # Epoch 0 trained with another loss, so the bank the first refresh reads differs.
   assert refreshes(plain)[0]["mean_neg_cos"] != pytest.approx(refreshes(controlled)[0]["mean_neg_cos"],
                                                              abs=1e-4)
   for record in refreshes(controlled):
     assert 0.0 < record["margin_dropped_rate"] < 1.0
+    assert "loss_gap" not in record  # loss_gap_scores=0: the gap is not logged
   assert all("margin_dropped_rate" not in record for record in refreshes(plain))
 
 
@@ -389,6 +391,7 @@ def test_tfds_dataset_end_to_end_with_mock_data(tmp_path):
     ("bank_dtype", "float16", "config.bank_dtype='float16'.*'float32', 'bfloat16'"),
     ("bank_sharding", "rows", "config.bank_sharding='rows'.*'replicated', 'data'"),
     ("loss.false_negative_margin", 0.0, r"config.loss.false_negative_margin=0 is out of range"),
+    ("loss_gap_scores", -1, r"config.loss_gap_scores=-1 is out of range"),
 ])
 def test_bad_config_values(tmp_path, key, value, match):
   with pytest.raises(ValueError, match=match):

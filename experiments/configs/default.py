@@ -42,6 +42,9 @@ def get_config() -> ml_collections.ConfigDict:
   # (replicated | data: its columns split over the devices, 1/num_devices of the bytes on each).
   config.bank_dtype = "float32"
   config.bank_sharding = "replicated"
+  # Each refresh logs TBS's loss gap for the window: exact while anchors × N ≤ this many similarities,
+  # else on a fixed random subset of anchors (diagnostics.gap_anchors); 0: not logged.
+  config.loss_gap_scores = 2**26
 
   config.sampler = ml_collections.ConfigDict()
   config.sampler.name = "proximity"   # uniform | proximity | knn | tail | partition | cluster
