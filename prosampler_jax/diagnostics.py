@@ -9,8 +9,6 @@ proximity graph are.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 from jax import lax

