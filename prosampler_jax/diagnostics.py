@@ -160,6 +160,14 @@ def loss_gap(batches, x, y, *, temperature: float, num_anchors: int | None = Non
           "train_loss": float(train.mean()), "loss_gap_anchors": int(chosen.size)}
 
 
+def in_batch_accuracy(x: jax.Array, y: jax.Array) -> jax.Array:
+  """Top-1 in-batch retrieval: the share of items i whose own y_i is the most similar of the batch's y's
+  to x_i (dot products; rows as given). The training loop logs it every step: a per-step hardness
+  signal, falling as batches get harder. Traceable (runs inside the jitted step)."""
+  logits = jnp.matmul(x, y.T, precision=lax.Precision.HIGHEST)
+  return jnp.mean(jnp.argmax(logits, axis=1) == jnp.arange(x.shape[0]))
+
+
 def graph_stats(neighbors) -> dict:
   """How independent the rows of a proximity graph ``[N, K]`` are (the draws behind them, at M = K).
 

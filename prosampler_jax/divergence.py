@@ -45,11 +45,22 @@ class DivergenceMonitor:
     self._advice, self._last_good = advice, last_good
     self.first_bad = jnp.int32(-1)  # device scalar: the first unhealthy step since the last check
     self._pending: list[tuple[int, dict[str, jax.Array]]] = []
+    self._interval: list[dict[str, jax.Array]] = []  # every step since the last interval_means()
 
   def record(self, step: int, metrics: dict[str, jax.Array]) -> None:
     """``metrics`` of the step that brought the run to ``step`` (device scalars; nothing syncs)."""
     self.first_bad = _fold(self.first_bad, jnp.int32(step), {k: metrics[k] for k in HEALTH_KEYS})
     self._pending.append((step, metrics))
+    self._interval.append(metrics)
+
+  def interval_means(self) -> dict[str, float]:
+    """Each recorded metric's mean over the steps since the last call (the logging interval; checks in
+    between do not shorten it), and forgets them. Syncs: call it where the loop logs, after ``check``."""
+    if not self._interval:
+      return {}
+    means = {k: float(np.mean([np.asarray(m[k]) for m in self._interval])) for k in self._interval[0]}
+    self._interval.clear()
+    return means
 
   def check(self) -> float | None:
     """Waits for the recorded steps; raises TrainingDiverged at the first unhealthy one, else returns

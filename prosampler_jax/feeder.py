@@ -174,7 +174,9 @@ class BatchFeeder:
       raise divergence.TrainingDiverged(int(first_bad_step))
     start = time.perf_counter()
     view = None if snapshot is None else self._task.sampler_view(snapshot)
-    batches = self._sampler.sample(epoch, view, num_batches=self._schedule.refresh_steps, window=window)
+    with jax.profiler.TraceAnnotation("sampler_window"):  # beside the train steps in a profile
+      batches = self._sampler.sample(epoch, view, num_batches=self._schedule.refresh_steps,
+                                     window=window)
     stats = {k: float(v) for k, v in freshness.items()}
     stats.update(self._sampler.window_info())  # e.g. which window's bank TBS's epoch order came from
     if snapshot is not None:

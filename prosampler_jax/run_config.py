@@ -33,9 +33,10 @@ from prosampler_jax import tasks
 #    checkpoints; they never change what is trained. (The monitor's cadence may: it selects the model a
 #    task with a selection_metric is finally evaluated on.)
 # data_reader and bank_sharding change how items are read and where the bank lives, not what is trained;
-# loss_gap_scores only how much of each window's loss gap is logged.
+# loss_gap_scores and profile_steps only what is logged or traced.
 RESUMABLE_KEYS = ("num_epochs", "data_dir", "data_reader", "bank_sharding", "log_every_steps",
-                  "checkpoint_steps", "keep_checkpoints", "stop_after_steps", "loss_gap_scores")
+                  "checkpoint_steps", "keep_checkpoints", "stop_after_steps", "loss_gap_scores",
+                  "profile_steps")
 
 DTYPES = ("float32", "bfloat16", "float16")
 # Storage dtypes of the embedding bank: bfloat16 halves its memory; the samplers compute in float32.
@@ -51,7 +52,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                    ("checkpoint_steps", 1), ("keep_checkpoints", 1), ("eval_batch_size", 1),
                    ("sampler.warmup_epochs", 0), ("sampler.lookahead_steps", 0),
                    ("sampler.refresh_steps", 0), ("eval_every_epochs", 0), ("eval_every_steps", 0),
-                   ("seed", 0), ("loss_gap_scores", 0),
+                   ("seed", 0), ("loss_gap_scores", 0), ("profile_steps", 0),
                    ("stop_after_steps", 0)):
     _checks.check_int(f"config.{key}", _get(config, key), low=low)
   _checks.check_choice("config.bank_dtype", config.bank_dtype, BANK_DTYPES)

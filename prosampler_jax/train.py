@@ -9,6 +9,7 @@ come next; ``optim.py`` builds the optimiser.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -29,11 +30,13 @@ from flax import nnx
 
 from prosampler_jax import _checks
 from prosampler_jax import checkpoint
+from prosampler_jax import diagnostics
 from prosampler_jax import divergence
 from prosampler_jax import feeder as feeder_lib
 from prosampler_jax import lifecycle
 from prosampler_jax import optim
 from prosampler_jax import parallel
+from prosampler_jax import profiling
 from prosampler_jax import run_config
 from prosampler_jax import selection
 from prosampler_jax import tasks
@@ -144,10 +147,13 @@ def make_train_step(graphdef: nnx.GraphDef, task, tx: optax.GradientTransformati
   """A jitted, buffer-donating step ``(state, inputs, index) -> (state, metrics)``.
 
   Besides the update it writes the batch's bank rows at ``index`` and stamps them with the step.
-  ``metrics``: the loss, the gradient norm and the norm of the new parameters. ``shardings``
+  ``metrics``: the loss, the gradient norm and the norm of the new parameters, and for a task with a
+  ``bank_pair`` the in-batch contrastive accuracy of the batch's rows (``diagnostics.in_batch_accuracy``
+  of the two views: how often an item's own second view is its nearest in the batch). ``shardings``
   (``state_shardings`` of the initial state; None: all replicated) is the layout the state keeps.
   """
   loss_and_grad = jax.value_and_grad(make_objective(graphdef, task, mesh), has_aux=True)
+  bank_pair = getattr(task, "bank_pair", None)
 
   def step(state: TrainState, inputs, index: jax.Array):
     key = jax.random.fold_in(state.rng, state.step)
@@ -157,8 +163,10 @@ def make_train_step(graphdef: nnx.GraphDef, task, tx: optax.GradientTransformati
     new_state = write_bank_rows(state, index, rows).replace(
         step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
     # The three health figures of divergence.py; the parameter norm overflows once weights pass ~1e19.
-    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads),
-                       "param_norm": optax.tree.norm(params)}
+    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "param_norm": optax.tree.norm(params)}
+    if bank_pair is not None:
+      metrics["contrastive_accuracy"] = diagnostics.in_batch_accuracy(*bank_pair(rows))
+    return new_state, metrics
 
   replicated = parallel.replicated(mesh)
   return jax.jit(step, donate_argnums=0, out_shardings=(shardings or replicated, replicated))
@@ -275,13 +283,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, task=
   mesh = parallel.make_data_mesh()
   parallel.check_global_batch("config.batch_size", config.batch_size, mesh)
   parallel.check_global_batch("config.eval_batch_size", config.eval_batch_size, mesh)
-  with lifecycle.hold_workdir(workdir):
+  # The run's checkpointer, best-model keeper and summary writer join ``resources``: closed (pending
+  # writes finished, the last scalars flushed) on every way out, an exception included.
+  with lifecycle.hold_workdir(workdir), contextlib.ExitStack() as resources:
     task = tasks.make_task(config) if task is None else task
-    return _train(config, workdir, task, mesh, start_time)
+    return _train(config, workdir, task, mesh, start_time, resources)
 
 
 def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.sharding.Mesh,
-           start_time: float) -> dict:
+           start_time: float, resources: contextlib.ExitStack) -> dict:
   num_examples = task.num_examples
   if num_examples < 2:
     raise ValueError(f"The pre-training data is empty: {num_examples} item(s) for config.dataset="
@@ -310,7 +320,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
                                   loss_gap_scores=config.loss_gap_scores, seed=config.seed)
 
   ckpt_dir = os.path.join(workdir, "checkpoints")
-  ckpt = checkpoint.Checkpointer(ckpt_dir, max_to_keep=config.keep_checkpoints)
+  ckpt = resources.enter_context(contextlib.closing(
+      checkpoint.Checkpointer(ckpt_dir, max_to_keep=config.keep_checkpoints)))
   fingerprint = run_config.flatten(config)
   history: list[dict] = []
   latest = ckpt.newest_intact_step()
@@ -322,9 +333,9 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
     history = meta["history"]
     logging.info("Resumed from %s at step %d.", ckpt_dir, latest)
 
-  writer = _SummaryWriter(workdir)
-  best_model = selection.BestModel(os.path.join(workdir, "checkpoints_best"),
-                                   getattr(task, "selection_metric", None), fingerprint)
+  writer = resources.enter_context(contextlib.closing(_SummaryWriter(workdir)))
+  best_model = resources.enter_context(contextlib.closing(selection.BestModel(
+      os.path.join(workdir, "checkpoints_best"), getattr(task, "selection_metric", None), fingerprint)))
   step = int(state.step)
   last_good = lambda: None if ckpt.latest_step() is None else (ckpt.latest_step(), ckpt_dir)
   monitor = divergence.DivergenceMonitor(last_good=last_good, advice=(
@@ -340,7 +351,8 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
     ckpt.save(step_now, state, host, meta, fingerprint)
 
   def evaluate(final: bool) -> dict[str, float]:
-    return {k: float(v) for k, v in task.evaluate(encoder(state), final=final).items()}
+    with jax.profiler.TraceAnnotation("evaluate"):
+      return {k: float(v) for k, v in task.evaluate(encoder(state), final=final).items()}
 
   shown: dict[str, str] = {}  # the progress bar's figures: the loss and the latest monitor metrics
 
@@ -361,7 +373,12 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
   log_time, log_step = time.time(), step
   bank_complete = False
   epoch_clock, paused = time.time(), 0.0  # per-epoch training time, checkpoint writes left out
+  epoch_first_step = step  # a resumed run times only the steps it runs of its first epoch
   signals = lifecycle.StopSignals()
+  profiler = resources.enter_context(contextlib.closing(profiling.StepProfiler(
+      os.path.join(workdir, "profile"), num_steps=config.profile_steps,
+      first_bank_step=config.sampler.warmup_epochs * steps_per_epoch, current_step=step,
+      total_steps=total_steps)))
   with signals:
     try:  # the feeder's threads start in here and are joined on every way out
       if feeder.warmup_ahead(step):
@@ -391,25 +408,32 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
           writer.scalars(step, {f"batch_stats/{k}": v for k, v in feeder.window_stats.items()})
           logging.info("step %d | new batches: %s", step, ", ".join(
               f"{k} {v:.4f}" for k, v in feeder.window_stats.items() if isinstance(v, float)))
-        state, metrics = train_step(state, inputs, index)
+        profiler.before_step(step)
+        with jax.profiler.StepTraceAnnotation("train", step_num=step):
+          state, metrics = train_step(state, inputs, index)
         step += 1
+        profiler.after_step(step)
         monitor.record(step, metrics)
         progress.update(1)
         if step % config.log_every_steps == 0 or step == total_steps:
-          loss = monitor.check()
+          monitor.check()
+          means = monitor.interval_means()  # loss and accuracy over the interval, not its last step
           rate = (step - log_step) / max(time.time() - log_time, 1e-9)
           log_time, log_step = time.time(), step
-          writer.scalars(step, {"train/loss": loss, "train/grad_norm": float(metrics["grad_norm"]),
+          writer.scalars(step, {**{f"train/{k}": v for k, v in means.items()},
                                 "train/steps_per_second": rate})
-          logging.info("step %d/%d | epoch %d | loss %.4f | %.1f steps/s", step, total_steps,
-                       (step - 1) // steps_per_epoch, loss, rate)
-          shown["loss"] = f"{loss:.4f}"
+          accuracy = means.get("contrastive_accuracy")
+          logging.info("step %d/%d | epoch %d | loss %.4f%s | %.1f steps/s", step, total_steps,
+                       (step - 1) // steps_per_epoch, means["loss"],
+                       "" if accuracy is None else f" | in-batch accuracy {accuracy:.3f}", rate)
+          shown["loss"] = f"{means['loss']:.4f}"
           progress.set_postfix(shown, refresh=False)
         epoch_end = step % steps_per_epoch == 0
         if epoch_end:
           jax.block_until_ready(state.step)
           record = {"event": "epoch", "epoch": step // steps_per_epoch, "step": step,
-                    "train_seconds": time.time() - epoch_clock - paused}
+                    "train_seconds": time.time() - epoch_clock - paused,
+                    "train_steps": step - epoch_first_step}
         # The monitor: at its epoch and step cadences. The last step is left to the final evaluation,
         # unless the monitor selects the model: then the last model is always a candidate.
         due = ((epoch_end and config.eval_every_epochs
@@ -431,20 +455,14 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
           logging.warning("Stopping after step %d (%s); saved under %s.", step, stop_reason, ckpt_dir)
           break
         if step % steps_per_epoch == 0:
-          epoch_clock, paused = time.time(), 0.0
+          epoch_clock, paused, epoch_first_step = time.time(), 0.0, step
     finally:
       progress.close()
       feeder.close()
 
-  def close_all() -> None:
-    for closing in (ckpt, best_model, writer):
-      closing.close()
-
   if signals.request.reason == "interrupted":
-    close_all()
     raise KeyboardInterrupt(f"interrupted after step {step}; saved under {ckpt_dir}")
   if step < total_steps:  # stopped early: on request (stop_after_steps) or preempted (SIGTERM)
-    close_all()
     return {"steps": step, "stopped_early": True, "stop_reason": signals.request.reason or "stop_after_steps"}
 
   last_state = state
@@ -460,9 +478,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
       "task": config.task, "sampler": config.sampler.name, "loss": config.loss.name,
       "dataset": config.dataset, "steps": step, **final, **selected,
       "wall_seconds": time.time() - start_time,
-      # Steady-state throughput: steps per epoch over the median epoch's training time (compilation,
-      # evaluation and checkpoint writes excluded).
-      "train_steps_per_second": steps_per_epoch / float(np.median([h["train_seconds"] for h in epochs])),
+      # Steady-state throughput: the median epoch's steps run per second of training (compilation,
+      # evaluation and checkpoint writes excluded; after a resume, only the steps this process ran).
+      "train_steps_per_second": float(np.median([h.get("train_steps", steps_per_epoch) / h["train_seconds"]
+                                                 for h in epochs])),
       "batch_stats": feeder.final_stats(last_state.bank), "history": history,
       "batch_sequence_sha1": feeder.digest, "config": config.to_dict(),
   }
@@ -472,7 +491,6 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
       json.dump(results, f, indent=2, default=str)
     os.replace(path + ".tmp", path)
   writer.scalars(step, {f"eval/{k}": v for k, v in final.items()})
-  close_all()
   return results
 
 

@@ -197,6 +197,15 @@ def _slot_gap(row, item, x, y, temperature):
   return 0.5 * ((lse(s[item]) - lse(s[item, row])) + (lse(s[:, item]) - lse(s[row, item])))
 
 
+def test_in_batch_accuracy_is_top1_retrieval_of_the_own_second_view():
+  x, y = _paired(50, 4, seed=12)
+  want = np.mean(np.argmax(x @ y.T, axis=1) == np.arange(50))
+  assert float(diagnostics.in_batch_accuracy(jnp.asarray(x), jnp.asarray(y))) == pytest.approx(want)
+  assert 0.0 < want < 1.0
+  unit = x / np.linalg.norm(x, axis=1, keepdims=True)  # the bank's rows are unit rows
+  assert float(diagnostics.in_batch_accuracy(jnp.asarray(unit), jnp.asarray(unit))) == 1.0
+
+
 def test_batch_stats_reports_the_gap_and_the_margins_dropped_share():
   x, y = _paired(60, 4, seed=8)
   bank = np.concatenate([x, y], axis=1)

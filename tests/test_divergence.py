@@ -37,3 +37,16 @@ def test_the_first_unhealthy_step_is_named_with_its_figures_and_the_last_good_ch
   assert f"{next(iter(bad))} {next(iter(bad.values()))}" in message
   assert "last good checkpoint is step 4 under /ck" in message and message.endswith("Lower the rate.")
   assert error.value.step == 6
+
+
+def test_interval_means_average_every_step_since_the_last_log_across_checks():
+  monitor = _monitor()
+  assert monitor.interval_means() == {}
+  for step, loss in ((1, 1.0), (2, 2.0)):
+    monitor.record(step, {**_metrics(loss=loss), "contrastive_accuracy": jnp.float32(step / 4)})
+  assert monitor.check() == 2.0  # e.g. a checkpoint between two logs
+  monitor.record(3, {**_metrics(loss=6.0), "contrastive_accuracy": jnp.float32(0.75)})
+  monitor.check()
+  means = monitor.interval_means()
+  assert means["loss"] == pytest.approx(3.0) and means["contrastive_accuracy"] == pytest.approx(0.5)
+  assert means["grad_norm"] == pytest.approx(2.0) and monitor.interval_means() == {}

@@ -137,23 +137,30 @@ def test_a_step_whose_window_was_never_submitted_fails_loudly(task):
   feeder.close()
 
 
-def test_state_and_load_resume_the_same_batches_mid_window_with_a_pending_window(task):
+@pytest.mark.parametrize("stop, pending, offset", [(28, [1, 1], 0), (24, None, 4), (31, None, 3)])
+def test_state_and_load_resume_the_same_batches_at_a_window_start_or_mid_window(task, stop, pending,
+                                                                               offset):
+  """Step 28 starts window (1, 1), which was submitted at step 27 (pending); 24 and 31 are steps 4 and 3
+  of windows (1, 0) and (1, 1): the resumed pipeline starts at that row of the checkpointed window."""
   straight, _, mesh = make_feeder(task)
   _, expected = drive(straight, task, mesh, range(60))
   straight.close()
 
   first, _, _ = make_feeder(task)
-  _, before = drive(first, task, mesh, range(28))  # (1, 1) was submitted at step 27: pending
+  _, before = drive(first, task, mesh, range(stop))
   host, meta = first.state()
-  assert meta["pending"] == [1, 1] and meta["window"] == [1, 0]
+  assert meta["pending"] == pending and meta["window"] == [1, (stop - 1 - 20) // 8]
   first.close()
 
   resumed, sampler, _ = make_feeder(task)
+  task.pipeline_calls.clear()
   resumed.load(host, meta)
-  _, after = drive(resumed, task, mesh, range(28, 60))
+  _, after = drive(resumed, task, mesh, range(stop, 60))
   np.testing.assert_array_equal(np.stack(before + after), np.stack(expected))
+  if offset:  # the checkpointed window's pipeline, rebuilt from its row ``offset``
+    assert task.pipeline_calls[0][1:] == (offset, (8, 64))
   # The covered mask came back: (1, 2) was sampled by the resumed sampler from epoch 1's state.
-  assert sampler.calls[0][:2] == (1, 2)
+  assert sampler.calls[0][:2] == ((1, 2) if stop >= 28 else (1, 1))
   assert resumed.digest == straight.digest
   resumed.close()
 

@@ -78,12 +78,30 @@ def test_same_label_exclusion_hands_the_graph_labels_to_the_loss():
   assert float(loss) != pytest.approx(float(losses.graphcl(z1, z2, temperature=0.2)), rel=1e-3)
 
 
+def test_the_svm_runs_on_the_configured_number_of_processes(monkeypatch):
+  task = graphcl.GraphCLTask(tiny_config(**{"eval.svm_jobs": 2}))
+  seen = {}
+
+  def fake_svm(features, labels, **kwargs):
+    seen.update(kwargs)
+    return {"svm_acc": 0.5}
+
+  monkeypatch.setattr(graphcl, "svm_accuracy", fake_svm)
+  n = task.num_examples
+  encode = lambda batches: {"index": np.arange(n), "features": np.zeros((n, 4)),
+                            "label": task.pretrain_labels}
+  assert task.evaluate(encode, final=True) == {"svm_acc": 0.5}
+  assert seen["n_jobs"] == 2 and seen["seeds"] == (0, 1)
+  assert graphcl_mutag.get_config().eval.svm_jobs == -1  # every core by default
+
+
 @pytest.mark.parametrize("key, value, match", [
     ("augment.view2", "dnodes", "config.augment.view2='dnodes'.*allowed.*node_drop"),
     ("augment.ratio", 1.5, "config.augment.ratio"),
     ("loss.name", "info_nce", "config.loss.name='info_nce'.*allowed.*graphcl"),
     ("graph.missing_features", "ones", "config.graph.missing_features"),
     ("eval.svm_seeds", 0, "config.eval.svm_seeds"),
+    ("eval.svm_jobs", 0, "config.eval.svm_jobs=0"),
     ("model.num_layers", 0, "config.model.num_layers"),
 ])
 def test_bad_config_values_name_their_key(tmp_path, key, value, match):

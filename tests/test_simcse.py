@@ -47,6 +47,22 @@ def test_tail_batch_sampling_sees_text_as_anchor_and_positive_halves(minilm_dir)
   np.testing.assert_array_equal(np.concatenate(task.bank_pair(bank), axis=1), bank)  # the loss gap's pair
 
 
+def test_the_unsupervised_positive_is_a_second_dropout_pass_of_the_same_sentence(minilm_dir):
+  from prosampler_jax.tasks import simcse  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+  task = simcse.SimCSETask(tiny_config())
+  element = next(task.pretrain_batches(np.arange(16, dtype=np.int32)[None], window=0, start_batch=0))
+  inputs = jax.tree.map(np.asarray, element["inputs"])
+  model = task.make_model()
+  model.train()
+  z1, z2, negatives = task.forward(model, inputs)
+  assert negatives is None
+  assert float(np.abs(np.asarray(z1) - np.asarray(z2)).max()) > 1e-3  # two dropout masks
+  model.eval()
+  z1, z2, _ = task.forward(model, inputs)
+  np.testing.assert_allclose(np.asarray(z1), np.asarray(z2), atol=1e-6)  # the same sentence
+
+
 def test_same_label_exclusion_is_refused_for_unlabelled_sentences(minilm_dir):
   from prosampler_jax.tasks import simcse  # pylint: disable=g-import-not-at-top
   with pytest.raises(ValueError, match="config.loss.exclude_same_label=True needs pre-training labels"):

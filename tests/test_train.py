@@ -20,6 +20,7 @@ from prosampler_jax import feeder as feeder_lib
 from prosampler_jax import losses as losses_lib
 from prosampler_jax import optim
 from prosampler_jax import parallel
+from prosampler_jax import selection
 from prosampler_jax import tasks
 from prosampler_jax import train
 
@@ -87,6 +88,31 @@ def test_step_writes_its_rows_at_its_indices_and_nothing_else(vector_task):
   np.testing.assert_array_equal(bank[others], before_bank[others])
   assert (written[items] == 5).all() and (written[others] == before_written[others]).all()
   assert int(new.step) == 6
+
+
+class _PairedVectorsTask(tiny_tasks.DigitVectorsTask):
+  """The digit vectors with a two-view bank layout: the step then reports its in-batch accuracy."""
+
+  def bank_pair(self, bank):
+    half = bank.shape[1] // 2
+    return bank[:, :half], bank[:, half:]
+
+
+def test_the_step_reports_the_in_batch_accuracy_of_its_rows_when_the_bank_holds_two_views(vector_task):
+  mesh = parallel.make_data_mesh()
+  config = tiny_tasks.tiny_loop_config()
+  paired = _PairedVectorsTask(dropout=0.2)
+  graphdef, tx, state = make_state(paired, config, mesh)
+  inputs, index = one_batch(paired, mesh, np.arange(64))
+  objective = jax.jit(train.make_objective(graphdef, paired, mesh))
+  _, (rows, _) = objective(state.params, state.model_state, inputs, jax.random.fold_in(state.rng, 0))
+  _, metrics = train.make_train_step(graphdef, paired, tx, mesh)(state, inputs, index)
+  x, y = np.asarray(rows)[:, :8], np.asarray(rows)[:, 8:]
+  want = np.mean(np.argmax(x @ y.T, axis=1) == np.arange(64))
+  assert float(metrics["contrastive_accuracy"]) == pytest.approx(want)
+  _, plain = train.make_train_step(graphdef, vector_task, tx, mesh)(
+      make_state(vector_task, config, mesh)[2], *one_batch(vector_task, mesh, np.arange(64)))
+  assert "contrastive_accuracy" not in plain and set(plain) == {"loss", "grad_norm", "param_norm"}
 
 
 def test_dropout_masks_differ_between_the_two_passes_and_come_from_seed_and_step(vector_task):
@@ -332,9 +358,13 @@ def test_resume_restores_the_sampler_state_and_the_pending_window(tmp_path, vect
   resumed = train.train_and_evaluate(config(), str(tmp_path / "resumed"), task=vector_task)
   assert resumed["batch_sequence_sha1"] == straight["batch_sequence_sha1"]
   assert resumed["steps"] == straight["steps"] == 44
-  timers = ("train_seconds", "sampler_seconds")
+  timers = ("train_seconds", "sampler_seconds", "train_steps")
   untimed = lambda history: [{k: v for k, v in h.items() if k not in timers} for h in history]
   assert untimed(resumed["history"]) == untimed(straight["history"])  # same refreshes, same kNN
+  # Throughput counts the steps each process ran: epoch 1 was finished by the run resumed at step 20
+  # (2 steps), epoch 2 by the one resumed at step 38 (6 steps).
+  steps_run = lambda results: [h["train_steps"] for h in results["history"] if h["event"] == "epoch"]
+  assert steps_run(straight) == [22, 22] and steps_run(resumed) == [2, 6]
 
   def final_state(workdir):
     ckpt = checkpoint.Checkpointer(str(workdir / "checkpoints"))
@@ -345,6 +375,25 @@ def test_resume_restores_the_sampler_state_and_the_pending_window(tmp_path, vect
     if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
       x, y = jax.random.key_data(x), jax.random.key_data(y)
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+
+
+class _FailingEvaluationTask(tiny_tasks.DigitVectorsTask):
+  def evaluate(self, encode, *, final):
+    raise RuntimeError("evaluation broke")
+
+
+def test_an_exception_still_closes_the_checkpointer_the_best_model_keeper_and_the_writer(
+    tmp_path, monkeypatch):
+  closed = []
+  for cls in (checkpoint.Checkpointer, train._SummaryWriter, selection.BestModel):
+    original = cls.close
+    monkeypatch.setattr(cls, "close", lambda self, original=original, name=cls.__name__: (
+        closed.append(name), original(self))[1])
+  with pytest.raises(RuntimeError, match="evaluation broke"):
+    train.train_and_evaluate(tiny_tasks.tiny_loop_config(num_epochs=1), str(tmp_path),
+                             task=_FailingEvaluationTask())
+  assert sorted(set(closed)) == ["BestModel", "Checkpointer", "_SummaryWriter"]
+  assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
 
 
 def test_a_dropout_model_trains_end_to_end(tmp_path, vector_task):

@@ -38,6 +38,7 @@ def get_config():
   config.sampler.warmup_epochs = 1
   config.eval.svm_seeds = 5        # the final accuracy: mean ± std over this many 10-fold splits
   config.eval.svm_folds = 10
+  config.eval.svm_jobs = -1        # processes for the SVM's grid search: -1 all cores (same result)
   config.eval_every_epochs = 10    # GraphCL's log_interval: SVM accuracy (one split) every 10 epochs
   config.log_every_steps = 10
   config.checkpoint_steps = 1000

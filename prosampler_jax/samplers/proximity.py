@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import numpy as np
 
 from prosampler_jax import _checks
@@ -56,7 +57,6 @@ class ProximitySampler(base.BatchSampler):
                                                   high=self.restart_prob)
     else:
       self.min_restart_prob = _checks.check_probability("min_restart_prob", min_restart_prob)
-    self.last_graph = None  # int32 [N, K] of the last call (on the bank's device), for diagnostics.
 
   def restart_prob_at(self, epoch: int) -> float:
     """The restart probability α used in ``epoch`` (constant unless ``restart_decay > 0``)."""
@@ -71,13 +71,20 @@ class ProximitySampler(base.BatchSampler):
             "graph_backend": self.graph_backend, "restart_decay": self.restart_decay,
             "min_restart_prob": self.min_restart_prob, "candidate_draw": self.candidate_draw}
 
-  def _sample(self, epoch: int, window: int, num_batches: int, embeddings) -> np.ndarray:
-    self.last_graph = graph_lib.proximity_graph(
+  def proximity_graph(self, embeddings, epoch: int = 0, window: int = 0) -> jax.Array:
+    """The int32 ``[N, K]`` graph window ``window`` of ``epoch`` walks on (on the bank's device), from
+    checked ``[N, D]`` embeddings: a pure function of (seed, epoch, window, embeddings), for diagnostics
+    (``diagnostics.graph_stats``)."""
+    return graph_lib.proximity_graph(
         embeddings, num_neighbors=self.num_neighbors, num_candidates=self.num_candidates,
         backend=self.graph_backend, seed=self._graph_seed(epoch, window),
         candidate_draw=self.candidate_draw)
+
+  def _sample(self, epoch: int, window: int, num_batches: int, embeddings) -> np.ndarray:
+    # A local: the N × K graph is freed when the window's walks are done, not pinned between windows.
+    graph = self.proximity_graph(embeddings, epoch, window)
     starts = self._start_items(epoch, window, num_batches)
     batches = walk_lib.random_walk_batches(
-        self.last_graph, starts, batch_size=self.batch_size,
+        graph, starts, batch_size=self.batch_size,
         restart_prob=self.restart_prob_at(epoch), key=self._key(epoch, window, base.SALT_WALK))
     return np.asarray(batches)

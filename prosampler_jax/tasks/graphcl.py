@@ -55,6 +55,9 @@ class GraphCLTask:
     _checks.check_int("config.model.num_layers", config.model.num_layers, low=1)
     _checks.check_choice("config.graph.missing_features", config.graph.missing_features,
                          graphs_lib.MISSING_FEATURES)
+    jobs = _checks.check_int("config.eval.svm_jobs", config.eval.svm_jobs, low=-1)
+    if jobs == 0:
+      raise ValueError("config.eval.svm_jobs=0; allowed: -1 (every core) or a positive process count.")
     seeds = config.eval.svm_seeds
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
       raise ValueError(f"config.eval.svm_seeds={seeds!r}; allowed: an integer >= 1 (the number of "
@@ -127,4 +130,4 @@ class GraphCLTask:
       raise AssertionError("encode lost or reordered graphs")
     seeds = range(self._config.eval.svm_seeds) if final else range(1)
     return svm_accuracy(out["features"], out["label"], seeds=tuple(seeds),
-                        num_folds=self._config.eval.svm_folds)
+                        num_folds=self._config.eval.svm_folds, n_jobs=self._config.eval.svm_jobs)
