@@ -12,6 +12,11 @@ has finished, process 0 writes ``checksums.json`` into the step: the size and SH
 every item. :meth:`Checkpointer.restore_latest` verifies the newest step first; a step that is damaged,
 incomplete or unreadable is reported (step, path, reason), moved to ``<directory>_broken/`` so nothing is
 lost and orbax never sees it again, and the next older step is tried.
+
+Old steps are deleted here, not by orbax, and only after the new step's checksums are on disk: at every
+instant of a save, whatever ``max_to_keep`` is, the last verified step is still there (orbax's own
+``max_to_keep`` deletes the old step as it commits the new one, so a kill before the checksums left no
+trusted step with ``max_to_keep=1``).
 """
 
 from __future__ import annotations
@@ -43,9 +48,10 @@ class Checkpointer:
 
   def __init__(self, directory: str, *, max_to_keep: int = 3):
     self.directory = os.path.abspath(directory)
-    self._manager = ocp.CheckpointManager(
+    self.max_to_keep = max_to_keep
+    self._manager = ocp.CheckpointManager(  # max_to_keep=None: this class deletes, after verification
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+        options=ocp.CheckpointManagerOptions(max_to_keep=None, create=True,
                                              enable_async_checkpointing=False),
         item_names=ITEMS)
 
@@ -78,6 +84,12 @@ class Checkpointer:
       _write_json_atomically(os.path.join(path, CHECKSUM_FILE), _file_checksums(path))
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f"checkpoint {step} verified")
+    self._delete_beyond_max_to_keep()
+
+  def _delete_beyond_max_to_keep(self) -> None:
+    """Deletes the oldest steps beyond ``max_to_keep``; called once the newest step is verified."""
+    for old in self.all_steps()[:-self.max_to_keep]:
+      self._manager.delete(old)
 
   def delete(self, step: int) -> None:
     """Removes step ``step``."""

@@ -236,6 +236,11 @@ class BatchFeeder:
 
   # -- checkpointing ---------------------------------------------------------------------------------
 
+  def wait_pending(self) -> None:
+    """Waits until the submitted window (if any) is sampled; its errors surface when it is used."""
+    if self._pending is not None:
+      concurrent.futures.wait([self._pending[1]])
+
   def state(self) -> tuple[dict[str, np.ndarray], dict]:
     """Host arrays and JSON metadata that reproduce the batch sequence from here on."""
     arrays, scalars, meta = {}, {}, {"pending": None}

@@ -448,6 +448,10 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
           history.append({"event": "eval", "step": step, **evaluation})
         stop_reason = signals.requested(step)
         if step % config.checkpoint_steps == 0 or step == stop_at or stop_reason:
+          # The steps' device work and the pending window's sampling are training time: wait for them
+          # first, so that only the checkpoint's own writing is left out of the epoch's clock.
+          jax.block_until_ready(state)
+          feeder.wait_pending()
           save_start = time.time()
           save(step)
           paused += time.time() - save_start

@@ -121,3 +121,29 @@ def test_a_step_without_host_arrays_round_trips(tmp_path):
   ckpt.save(5, _state(5.0), {"empty": np.zeros((0, 2), np.int32)}, {"m": 1})
   _, host, meta = ckpt.restore(5, checkpoint.abstract_like(_state(0.0)))
   assert host == {} and meta == {"m": 1} and ckpt.verify(5) is None
+
+
+@pytest.mark.parametrize("phase", ["orbax_write", "checksums", "deleting_old_steps"])
+def test_a_save_killed_at_any_phase_leaves_a_verified_step_even_with_max_to_keep_1(tmp_path, monkeypatch,
+                                                                                   phase):
+  """A kill is an exception at that point of the save (nothing after it runs); then a fresh process,
+  here a new Checkpointer, resumes from a verified step > 0."""
+  ckpt = _saved(tmp_path, steps=(1,), max_to_keep=1)
+
+  def killed(*args, **kwargs):
+    raise KeyboardInterrupt(f"killed during {phase}")
+
+  target = {"orbax_write": (ckpt._manager, "save"), "checksums": (checkpoint, "_write_json_atomically"),
+            "deleting_old_steps": (ckpt._manager, "delete")}[phase]
+  monkeypatch.setattr(*target, killed)
+  with pytest.raises(KeyboardInterrupt):
+    ckpt.save(2, _state(2.0), HOST, {"digest": "d2", "window": [0, 2]}, {"seed": 2})
+  monkeypatch.undo()
+  fresh = checkpoint.Checkpointer(str(tmp_path), max_to_keep=1)
+  step = fresh.newest_intact_step()
+  assert step == (2 if phase == "deleting_old_steps" else 1)
+  state, _, meta = fresh.restore(step, checkpoint.abstract_like(_state(0.0)))
+  assert float(state["bank"][0, 0]) == float(step) and meta["digest"] == f"d{step}"
+  # The next save prunes back to one step, the newest.
+  fresh.save(3, _state(3.0), HOST, {"digest": "d3", "window": [0, 3]}, {"seed": 3})
+  assert fresh.all_steps() == [3] and fresh.verify(3) is None
