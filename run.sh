@@ -4,7 +4,9 @@
 #   ./run.sh test     the test suite (what CI runs)
 #   ./run.sh python … run any command inside the project's environment
 set -euo pipefail
-cd "$(dirname "$0")"
+caller="$PWD"                      # `./run.sh python …` resolves its paths here, where it was typed
+repo="$(cd "$(dirname "$0")" && pwd)"
+cd "$repo"
 
 venv=.venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
@@ -21,11 +23,11 @@ fi
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$HOME/.cache/prosampler_jax/numba}"
 export NUMBA_THREADING_LAYER="${NUMBA_THREADING_LAYER:-workqueue}"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
-py="$venv/bin/python"
+py="$repo/$venv/bin/python"
 
 case "${1:-}" in
   "")     exec "$py" -m experiments.compare_samplers --workdir=runs/digits --samplers=uniform,proximity,tail,partition,cluster --seeds=0,1,2 ;;
   test)   shift; exec "$py" -m pytest -q "$@" ;;
-  python) shift; exec "$py" "$@" ;;
+  python) shift; cd "$caller"; export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"; exec "$py" "$@" ;;
   *)      echo "usage: ./run.sh [test [pytest args] | python ARGS…]" >&2; exit 2 ;;
 esac

@@ -108,3 +108,12 @@ def test_every_launchable_config_passes_the_checks(name):
   config = importlib.import_module(f"experiments.configs.{name}").get_config()
   run_config.validate(config)
   assert config.task in ("simclr", "simcse")
+
+
+def test_the_readme_lists_exactly_the_keys_a_resumed_run_may_change():
+  import pathlib  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+  readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+  paragraph = readme.split("These keys may change (`run_config.RESUMABLE_KEYS`):", 1)[1].split(
+      "(a test keeps", 1)[0]
+  assert set(re.findall(r"`([a-z_]+)`", paragraph)) == set(run_config.RESUMABLE_KEYS)
