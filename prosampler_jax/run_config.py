@@ -12,9 +12,11 @@ would make its results describe neither.
 from __future__ import annotations
 
 import functools
+import hashlib
 from typing import Any
 
 import ml_collections
+import numpy as np
 
 from prosampler_jax import _checks
 from prosampler_jax import optim
@@ -101,16 +103,37 @@ def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[st
           if k not in RESUMABLE_KEYS and saved.get(k, missing) != current.get(k, missing)]
 
 
+def data_fingerprint(task) -> dict[str, Any]:
+  """What identifies the pre-training data, stored with every checkpoint as ``data.*`` keys: the item
+  count, a SHA-1 of the labels (when the task has them) and whatever the task's optional
+  ``data_fingerprint()`` adds (SimCSE: its token ids). Cheap: no image or graph is hashed."""
+  fingerprint: dict[str, Any] = {"data.num_examples": int(task.num_examples)}
+  if task.pretrain_labels is not None:
+    labels = np.ascontiguousarray(task.pretrain_labels)
+    fingerprint["data.labels_sha1"] = hashlib.sha1(str(labels.dtype).encode() + labels.tobytes()
+                                                   ).hexdigest()
+  extra = getattr(task, "data_fingerprint", None)
+  if extra is not None:
+    fingerprint.update({f"data.{key}": value for key, value in extra().items()})
+  return fingerprint
+
+
 def check_resume(saved: dict[str, Any], config: ml_collections.ConfigDict, *, step: int,
-                 checkpoint_dir: str, total_steps: int) -> None:
-  """Refuses to resume from a checkpoint written with a different config (or past the run's end)."""
-  changed = differences(saved, flatten(config))
+                 checkpoint_dir: str, total_steps: int, data: dict[str, Any] | None = None) -> None:
+  """Refuses to resume from a checkpoint written with a different config or other data (``data``: this
+  run's ``data_fingerprint``; a checkpoint written before fingerprints has none to compare), or past the
+  run's end. Runs before any restore, so a changed dataset is named rather than failing in orbax."""
+  current = {**flatten(config), **(data or {})}
+  changed = [(key, old, new) for key, old, new in differences(saved, current)
+             if not (key.startswith("data.") and key not in saved)]
   if changed:
     lines = "\n".join(f"  {key}: {old!r} -> {new!r}" for key, old, new in changed)
+    what = "other data" if all(k.startswith("data.") for k, _, _ in changed) else "a different config"
     raise ValueError(
-        f"Refusing to resume {checkpoint_dir} (step {step}) with a different config; it was written "
+        f"Refusing to resume {checkpoint_dir} (step {step}) with {what}; it was written "
         f"with other values for {len(changed)} key(s) (checkpoint -> now):\n{lines}\n"
-        "Restore those values to resume, or use a new --workdir for the new config. Keys that may change "
+        "Restore those values (data.* keys: point config.data_dir at the data the run started with) to "
+        "resume, or use a new --workdir. Keys that may change "
         f"on resume: {', '.join(RESUMABLE_KEYS)}.")
   if total_steps < step:
     raise ValueError(f"config.num_epochs={config.num_epochs} gives {total_steps} steps, fewer than the "

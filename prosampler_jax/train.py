@@ -322,12 +322,13 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
   ckpt_dir = os.path.join(workdir, "checkpoints")
   ckpt = resources.enter_context(contextlib.closing(
       checkpoint.Checkpointer(ckpt_dir, max_to_keep=config.keep_checkpoints)))
-  fingerprint = run_config.flatten(config)
+  data = run_config.data_fingerprint(task)
+  fingerprint = {**run_config.flatten(config), **data}
   history: list[dict] = []
   latest = ckpt.newest_intact_step()
   if latest is not None:
     run_config.check_resume(ckpt.read_config(latest), config, step=latest, checkpoint_dir=ckpt_dir,
-                            total_steps=total_steps)
+                            total_steps=total_steps, data=data)
     state, host, meta = ckpt.restore(latest, checkpoint.abstract_like(state))
     feeder.load(host, meta)
     history = meta["history"]

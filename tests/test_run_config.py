@@ -117,3 +117,15 @@ def test_the_readme_lists_exactly_the_keys_a_resumed_run_may_change():
   paragraph = readme.split("These keys may change (`run_config.RESUMABLE_KEYS`):", 1)[1].split(
       "(a test keeps", 1)[0]
   assert set(re.findall(r"`([a-z_]+)`", paragraph)) == set(run_config.RESUMABLE_KEYS)
+
+
+def test_a_checkpoint_without_a_data_fingerprint_still_resumes_but_a_changed_one_is_refused():
+  config = digits_config()
+  saved = run_config.flatten(config)
+  data = {"data.num_examples": 10, "data.labels_sha1": "abc"}
+  run_config.check_resume(saved, config, step=1, checkpoint_dir="/w", total_steps=100, data=data)
+  run_config.check_resume({**saved, **data}, config, step=1, checkpoint_dir="/w", total_steps=100,
+                          data=data)
+  with pytest.raises(ValueError, match=r"with other data.*\n  data.labels_sha1: 'abc' -> 'abd'"):
+    run_config.check_resume({**saved, **data}, config, step=1, checkpoint_dir="/w", total_steps=100,
+                            data={**data, "data.labels_sha1": "abd"})

@@ -488,3 +488,36 @@ def test_throughput_does_not_depend_on_the_checkpoint_cadence(tmp_path, monkeypa
           "eval_every_epochs": 0}), str(tmp_path / str(cadence)))["train_steps_per_second"]
   often, rarely = rate(2), rate(1000)
   assert often < 1.5 * rarely, (often, rarely)
+
+
+class _RelabelledVectorsTask(tiny_tasks.DigitVectorsTask):
+  """The same digits, same size, other labels: "a different dataset of the same size"."""
+
+  def __init__(self):
+    super().__init__(dropout=0.2)
+    self.pretrain_labels = np.roll(self.pretrain_labels, 1)
+
+
+class _SmallerVectorsTask(tiny_tasks.DigitVectorsTask):
+  def __init__(self):
+    super().__init__(dropout=0.2)
+    self._train = self._train[:1000]
+    self.num_examples, self.pretrain_labels = 1000, self._y[self._train]
+
+
+@pytest.mark.parametrize("other, key, old, new", [
+    (_RelabelledVectorsTask, "data.labels_sha1", None, None),
+    (_SmallerVectorsTask, "data.num_examples", 1437, 1000),
+])
+def test_resuming_on_other_data_is_refused_by_name_before_any_restore(tmp_path, other, key, old, new):
+  config = lambda: tiny_tasks.tiny_loop_config(stop_after_steps=5)
+  first = train.train_and_evaluate(config(), str(tmp_path), task=tiny_tasks.DigitVectorsTask(dropout=0.2))
+  assert first["steps"] == 5
+  with pytest.raises(ValueError, match=r"Refusing to resume .* with other data") as error:
+    train.train_and_evaluate(config(), str(tmp_path), task=other())
+  assert f"  {key}: " in str(error.value)
+  if old is not None:
+    assert f"{key}: {old!r} -> {new!r}" in str(error.value)
+  # The same data resumes.
+  assert train.train_and_evaluate(config(), str(tmp_path),
+                                  task=tiny_tasks.DigitVectorsTask(dropout=0.2))["steps"] == 10

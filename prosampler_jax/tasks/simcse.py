@@ -14,6 +14,7 @@ holds them, STS12–16 and SICK-R and the 7-task average (``evaluation/sts.py``)
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -122,6 +123,13 @@ class SimCSETask:
 
   def bank_pair(self, bank: jax.Array) -> tuple[jax.Array, jax.Array]:
     return bank_halves(bank)
+
+  def data_fingerprint(self) -> dict[str, str]:
+    """A SHA-1 of the token ids (sentences have no labels to hash; run_config.data_fingerprint)."""
+    digest = hashlib.sha1()
+    for key in sorted(self._arrays):
+      digest.update(key.encode() + np.ascontiguousarray(self._arrays[key]).tobytes())
+    return {"tokens_sha1": digest.hexdigest()}
 
   # -- evaluation ------------------------------------------------------------------------------------
 
