@@ -87,7 +87,8 @@ def test_one_directory_per_run_and_a_rerun_skips_finished_runs(sweep_dir, monkey
   runner.run_sweep("tiny", SPEC, os.path.dirname(sweep_dir))
 
 
-def test_a_changed_config_goes_to_the_loop_and_a_preempted_run_stops_the_sweep(sweep_dir, monkeypatch):
+def test_a_changed_config_goes_to_the_loop_and_a_preempted_run_stops_the_sweep(sweep_dir, monkeypatch,
+                                                                                 tmp_path):
   # Results of another config are not "finished": the loop gets the run (and extends or refuses it).
   # A run stopped by SIGTERM stops the sweep: no further run starts in the grace period.
   from prosampler_jax import train  # pylint: disable=g-import-not-at-top
@@ -99,9 +100,13 @@ def test_a_changed_config_goes_to_the_loop_and_a_preempted_run_stops_the_sweep(s
 
   monkeypatch.setattr(train, "train_and_evaluate", preempted)
   longer = {**SPEC, "overrides": {**SPEC["overrides"], "num_epochs": 3}}
+  shutil.copytree(sweep_dir, tmp_path / "tiny")  # the new definition goes to a copy, not the shared sweep
   with pytest.raises(runner.Preempted, match="sampler=uniform,seed=0 stopped on SIGTERM"):
-    runner.run_sweep("tiny", longer, os.path.dirname(sweep_dir))
+    runner.run_sweep("tiny", longer, str(tmp_path))
   assert calls == [("sampler=uniform,seed=0", 3)]
+  # Under the new definition (3 epochs) the 2-epoch results are not its runs' results.
+  with pytest.raises(ValueError, match="no finished runs"):
+    summarize.aggregate(str(tmp_path / "tiny"))
 
 
 def test_print_commands_lists_the_unfinished_runs_as_launch_lines(sweep_dir, capsys, tmp_path):
@@ -163,3 +168,33 @@ def test_the_notebook_runs_top_to_bottom_on_the_results(sweep_dir, tmp_path):
   assert sum("image/png" in o.get("data", {}) for o in outputs) == 4
   # The notebook reads; it rewrites none of the sweep's tables or plots.
   assert {name: os.path.getmtime(os.path.join(sweep_dir, name)) for name in written} == written
+
+
+def test_a_changed_override_the_loop_would_refuse_stops_the_sweep_before_sweep_json_changes(sweep_dir):
+  before = open(os.path.join(sweep_dir, "sweep.json"), "rb").read()
+  wider = {**SPEC, "overrides": {**SPEC["overrides"], "model.width": 16}}
+  with pytest.raises(ValueError, match=r"8 run\(s\) under .* hold results of another config") as error:
+    runner.run_sweep("tiny", wider, os.path.dirname(sweep_dir), print_commands=True)
+  assert "sampler=uniform,seed=0: model.width 8 -> 16" in str(error.value)
+  assert open(os.path.join(sweep_dir, "sweep.json"), "rb").read() == before
+
+
+def test_summarize_counts_only_this_points_results_and_names_a_damaged_file(sweep_dir, tmp_path, caplog):
+  copy = str(tmp_path / "tiny")
+  shutil.copytree(sweep_dir, copy)
+  other = os.path.join(copy, "sampler=knn,seed=1", "results.json")
+  result = json.load(open(other))
+  result["config"]["model"]["width"] = 99  # results of another config under this point's name
+  json.dump(result, open(other, "w"))
+  damaged = os.path.join(copy, "sampler=uniform,seed=1", "results.json")
+  with open(damaged, "wb") as f:
+    f.write(b'{"task": "simclr", \xff')
+  with caplog.at_level("WARNING"):
+    summary = summarize.aggregate(copy)
+  assert summary["finished_runs"] == 6 and summary["total_runs"] == 8
+  assert {r["name"] for r in summary["runs"]}.isdisjoint({"sampler=knn,seed=1", "sampler=uniform,seed=1"})
+  assert damaged in caplog.text and "is damaged" in caplog.text
+  # The runner agrees: both runs are unfinished (the damaged one is not fatal there either).
+  assert not runner._finished(os.path.dirname(damaged), runner.make_config(
+      runner.load_config(os.path.join(REPO, SPEC["config"])), SPEC["overrides"],
+      {"sampler": "uniform", "seed": 1}))

@@ -14,8 +14,10 @@ import sys
 
 import ml_collections
 import tqdm
+from absl import logging
 
 from experiments.ablations import sweeps
+from prosampler_jax import run_config
 from prosampler_jax import run_log
 
 
@@ -86,15 +88,42 @@ def _config_key(config: dict) -> str:
   return json.dumps(config, sort_keys=True, default=str)
 
 
-def _finished(run_dir: str, config: ml_collections.ConfigDict) -> bool:
-  """Whether ``run_dir`` holds the results of exactly ``config``. A run with other results is not
-  skipped: the loop then extends it (more epochs), or refuses the changed config by name."""
+def read_results(run_dir: str) -> dict | None:
+  """``run_dir/results.json``, or None when there is none. A damaged one (not JSON, not UTF-8) is
+  reported by path and treated as absent: the run is not finished, and nothing else stops."""
   path = os.path.join(run_dir, "results.json")
   if not os.path.exists(path):
-    return False
-  with open(path) as f:
-    saved = json.load(f).get("config")
-  return saved is not None and _config_key(saved) == _config_key(config.to_dict())
+    return None
+  try:
+    with open(path, encoding="utf-8") as f:
+      results = json.load(f)
+  except (ValueError, UnicodeDecodeError) as error:
+    logging.warning("%s is damaged (%s: %s); the run counts as unfinished.", path,
+                    type(error).__name__, error)
+    return None
+  return results if isinstance(results, dict) else None
+
+
+def same_config(results: dict | None, config: dict) -> bool:
+  """The one rule for "these results are this run's": they hold exactly ``config`` (``to_dict()``).
+  The runner skips such a run; ``summarize`` counts only such results."""
+  saved = None if results is None else results.get("config")
+  return saved is not None and _config_key(saved) == _config_key(config)
+
+
+def _finished(run_dir: str, config: ml_collections.ConfigDict) -> bool:
+  """Whether ``run_dir`` holds the results of exactly ``config``. A run with other results is not
+  skipped: the loop then extends it (more epochs), or would refuse the changed config by name."""
+  return same_config(read_results(run_dir), config.to_dict())
+
+
+def refused_changes(run_dir: str, config: ml_collections.ConfigDict) -> list[tuple[str, object, object]]:
+  """The keys (saved, now) for which the loop would refuse to continue ``run_dir``'s results with
+  ``config`` (``run_config.differences``: keys outside ``RESUMABLE_KEYS``); empty when it can go on."""
+  results = read_results(run_dir)
+  if results is None or results.get("config") is None:
+    return []
+  return run_config.differences(run_config.flatten(results["config"]), run_config.flatten(config))
 
 
 def check_distinct(points: list[dict], configs: list[ml_collections.ConfigDict]) -> None:
@@ -131,11 +160,22 @@ def run_sweep(name: str, spec: dict, parent: str, *, print_commands: bool = Fals
   configs = [make_config(base, spec.get("overrides", {}), p) for p in points]
   check_distinct(points, configs)
   root = os.path.join(parent, name)
+  dirs = [os.path.join(root, run_name(p)) for p in points]
+  # ... and against what is on disk, before sweep.json changes: results of a config the loop would refuse
+  # to continue stop the sweep here, so summarize never reads them under the new definition.
+  refused = [(run_name(p), changes) for p, d, c in zip(points, dirs, configs)
+             if (changes := refused_changes(d, c))]
+  if refused:
+    lines = "\n".join(f"  {run}: " + ", ".join(f"{k} {old!r} -> {new!r}" for k, old, new in changes)
+                      for run, changes in refused)
+    raise ValueError(f"sweep {name!r}: {len(refused)} run(s) under {root} hold results of another config "
+                     f"that the loop cannot continue (results -> now):\n{lines}\nsweep.json was left as "
+                     "it was. Restore those values, move the runs away, or use another parent directory.")
   os.makedirs(root, exist_ok=True)
   with open(os.path.join(root, "sweep.json"), "w") as f:
-    json.dump({"name": name, **spec, "runs": [run_name(p) for p in points], "points": points}, f,
-              indent=2)
-  dirs = [os.path.join(root, run_name(p)) for p in points]
+    json.dump({"name": name, **spec, "runs": [run_name(p) for p in points], "points": points,
+               "configs": {run_name(p): c.to_dict() for p, c in zip(points, configs)}}, f, indent=2,
+              default=str)
   todo = [i for i, d in enumerate(dirs) if not _finished(d, configs[i])]
   if print_commands:
     for i in todo:

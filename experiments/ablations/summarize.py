@@ -22,6 +22,8 @@ import numpy as np
 from absl import app
 from absl import flags
 
+from experiments.ablations import runner
+
 # Each task's headline metrics, the first plotted per epoch and taken as a sweep's default metric.
 TASK_METRICS = {"simclr": ("knn_accuracy", "linear_accuracy"), "simcse": ("stsb_dev", "stsb", "average"),
                 "graphcl": ("svm_acc",)}
@@ -40,12 +42,13 @@ def load_runs(sweep_dir: str) -> tuple[dict, list[dict]]:
   with open(path) as f:
     spec = json.load(f)
   runs = []
+  configs = spec.get("configs")  # each run's config (sweep.json of older runners has none)
   for name, point in zip(spec["runs"], spec["points"]):  # the points as the runner wrote them
-    results_path = os.path.join(sweep_dir, name, "results.json")
-    if not os.path.isfile(results_path):
+    result = runner.read_results(os.path.join(sweep_dir, name))  # a damaged file: reported, skipped
+    if result is None:
       continue  # not finished (yet)
-    with open(results_path) as f:
-      result = json.load(f)
+    if configs is not None and not runner.same_config(result, configs[name]):
+      continue  # results of another config: not this point's (the runner reruns or refuses it)
     stats = result.get("batch_stats") or {}
     figures = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     refreshes = [h for h in result.get("history", []) if h.get("event") == "refresh"]
