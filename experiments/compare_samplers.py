@@ -79,6 +79,9 @@ def main(argv):
   except runner.Preempted as stop:
     print(stop, file=sys.stderr)
     return lifecycle.EXIT_PREEMPTED
+  except ValueError as error:  # a refused point or config: its message names what and why
+    print(f"error: {error}", file=sys.stderr)
+    return 1
   # The table (also summary.md / .csv) and the sweep's plots.
   summary = summarize.summarize(_WORKDIR.value, columns=metrics + COMMON)
   runs = summary["runs"]

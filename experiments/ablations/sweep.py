@@ -70,6 +70,9 @@ def main(argv):
     from prosampler_jax import lifecycle  # pylint: disable=g-import-not-at-top  (loads JAX)
     print(stop, file=sys.stderr)
     return lifecycle.EXIT_PREEMPTED
+  except ValueError as error:  # a refused point or config: its message names what and why
+    print(f"error: {error}", file=sys.stderr)
+    return 1
   if not _PRINT.value:
     print(f"{len(dirs)} runs under {os.path.join(_WORKDIR.value, name)}; tables and plots: "
           f"python -m experiments.ablations.summarize --sweep_dir={os.path.join(_WORKDIR.value, name)}")
