@@ -9,6 +9,8 @@ proximity graph are.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -240,41 +242,43 @@ def _margin_dropped(x, y, index, margin):
 
 def _global_terms(x, y, items: np.ndarray, inverse_t: float) -> np.ndarray:
   """``[len(items), 2]``: each item's InfoNCE loss against all N items, x→y and y→x (host float64)."""
-  n = x.shape[0]
-  columns = min(_GLOBAL_COLUMNS, n)
-  blocks = -(-n // columns)
-  pad = blocks * columns - n
-  y_blocks = jnp.pad(y, ((0, pad), (0, 0))).reshape(blocks, columns, -1)
-  x_blocks = jnp.pad(x, ((0, pad), (0, 0))).reshape(blocks, columns, -1)
-  valid = (jnp.arange(blocks * columns) < n).reshape(blocks, columns)
+  columns = min(_GLOBAL_COLUMNS, x.shape[0])
   rows = min(_GLOBAL_ROWS, len(items))
   out = []
   for start in range(0, len(items), rows):
     strip = np.zeros(rows, np.int32)
     part = items[start:start + rows]
     strip[:len(part)] = part
-    terms = _global_strip(x, y, x_blocks, y_blocks, valid, jnp.asarray(strip), inverse_t)
+    terms = _global_strip(x, y, jnp.asarray(strip), inverse_t, columns=columns)
     out.append(np.asarray(terms, np.float64)[:len(part)])
   return np.concatenate(out)
 
 
-@jax.jit
-def _global_strip(x, y, x_blocks, y_blocks, valid, strip, inverse_t):
-  """One strip of anchors against every item, block by block with a running logsumexp: ``[rows, 2]``."""
+@functools.partial(jax.jit, static_argnames="columns")
+def _global_strip(x, y, strip, inverse_t, *, columns: int):
+  """One strip of anchors against every item, block by block with a running logsumexp: ``[rows, 2]``.
+
+  Blocks are slices of x and y where they lie (no padded copy of the N rows); the last one is moved back
+  to end at N, and the columns an earlier block already counted are masked out.
+  """
+  n = x.shape[0]
   anchors = jnp.stack([x[strip], y[strip]])                    # [2, rows, D]: x→y, y→x
   positive = jnp.sum(anchors[0] * anchors[1], axis=-1) * inverse_t
 
   def merge(carry, block):
     top, total = carry
-    candidates = jnp.stack([block[1], block[0]])               # y's for the x anchors, x's for the y's
+    start = jnp.minimum(block * columns, n - columns)
+    candidates = jnp.stack([lax.dynamic_slice_in_dim(y, start, columns),  # y's for the x anchors,
+                            lax.dynamic_slice_in_dim(x, start, columns)])  # x's for the y's
     logits = jnp.einsum("vrd,vcd->vrc", anchors, candidates, precision=lax.Precision.HIGHEST) * inverse_t
-    logits = jnp.where(block[2][None, None, :], logits, -jnp.inf)
+    new_columns = start + jnp.arange(columns) >= block * columns
+    logits = jnp.where(new_columns[None, None, :], logits, -jnp.inf)
     new_top = jnp.maximum(top, logits.max(axis=-1))
     total = total * jnp.exp(top - new_top) + jnp.exp(logits - new_top[..., None]).sum(axis=-1)
     return (new_top, total), None
 
   start = (jnp.full(anchors.shape[:2], -jnp.inf), jnp.zeros(anchors.shape[:2]))
-  (top, total), _ = lax.scan(merge, start, (x_blocks, y_blocks, valid))
+  (top, total), _ = lax.scan(merge, start, jnp.arange(-(-n // columns)))
   return (top + jnp.log(total) - positive).T
 
 
