@@ -195,6 +195,6 @@ def test_summarize_counts_only_this_points_results_and_names_a_damaged_file(swee
   assert {r["name"] for r in summary["runs"]}.isdisjoint({"sampler=knn,seed=1", "sampler=uniform,seed=1"})
   assert damaged in caplog.text and "is damaged" in caplog.text
   # The runner agrees: both runs are unfinished (the damaged one is not fatal there either).
-  assert not runner._finished(os.path.dirname(damaged), runner.make_config(
-      runner.load_config(os.path.join(REPO, SPEC["config"])), SPEC["overrides"],
-      {"sampler": "uniform", "seed": 1}))
+  config = runner.make_config(runner.load_config(os.path.join(REPO, SPEC["config"])), SPEC["overrides"],
+                              {"sampler": "uniform", "seed": 1})
+  assert not runner.same_config(runner.read_results(os.path.dirname(damaged)), config.to_dict())

@@ -111,16 +111,10 @@ def same_config(results: dict | None, config: dict) -> bool:
   return saved is not None and _config_key(saved) == _config_key(config)
 
 
-def _finished(run_dir: str, config: ml_collections.ConfigDict) -> bool:
-  """Whether ``run_dir`` holds the results of exactly ``config``. A run with other results is not
-  skipped: the loop then extends it (more epochs), or would refuse the changed config by name."""
-  return same_config(read_results(run_dir), config.to_dict())
-
-
-def refused_changes(run_dir: str, config: ml_collections.ConfigDict) -> list[tuple[str, object, object]]:
-  """The keys (saved, now) for which the loop would refuse to continue ``run_dir``'s results with
+def refused_changes(results: dict | None, config: ml_collections.ConfigDict
+                    ) -> list[tuple[str, object, object]]:
+  """The keys (saved, now) for which the loop would refuse to continue a run's ``results`` with
   ``config`` (``run_config.differences``: keys outside ``RESUMABLE_KEYS``); empty when it can go on."""
-  results = read_results(run_dir)
   if results is None or results.get("config") is None:
     return []
   return run_config.differences(run_config.flatten(results["config"]), run_config.flatten(config))
@@ -161,10 +155,11 @@ def run_sweep(name: str, spec: dict, parent: str, *, print_commands: bool = Fals
   check_distinct(points, configs)
   root = os.path.join(parent, name)
   dirs = [os.path.join(root, run_name(p)) for p in points]
+  saved = [read_results(d) for d in dirs]
   # ... and against what is on disk, before sweep.json changes: results of a config the loop would refuse
   # to continue stop the sweep here, so summarize never reads them under the new definition.
-  refused = [(run_name(p), changes) for p, d, c in zip(points, dirs, configs)
-             if (changes := refused_changes(d, c))]
+  refused = [(run_name(p), changes) for p, results, c in zip(points, saved, configs)
+             if (changes := refused_changes(results, c))]
   if refused:
     lines = "\n".join(f"  {run}: " + ", ".join(f"{k} {old!r} -> {new!r}" for k, old, new in changes)
                       for run, changes in refused)
@@ -176,7 +171,8 @@ def run_sweep(name: str, spec: dict, parent: str, *, print_commands: bool = Fals
     json.dump({"name": name, **spec, "runs": [run_name(p) for p in points], "points": points,
                "configs": {run_name(p): c.to_dict() for p, c in zip(points, configs)}}, f, indent=2,
               default=str)
-  todo = [i for i, d in enumerate(dirs) if not _finished(d, configs[i])]
+  # Finished: results of exactly this config. Others go to the loop, which extends them (more epochs).
+  todo = [i for i, results in enumerate(saved) if not same_config(results, configs[i].to_dict())]
   if print_commands:
     for i in todo:
       print(launch_command(spec, points[i], dirs[i]))
