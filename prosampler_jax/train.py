@@ -29,6 +29,7 @@ from absl import logging
 from flax import nnx
 
 from prosampler_jax import _checks
+from prosampler_jax import cadence
 from prosampler_jax import checkpoint
 from prosampler_jax import diagnostics
 from prosampler_jax import divergence
@@ -290,9 +291,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, task=
     return _train(config, workdir, task, mesh, start_time, resources)
 
 
-def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.sharding.Mesh,
-           start_time: float, resources: contextlib.ExitStack) -> dict:
-  num_examples = task.num_examples
+def _check_data_size(config: ml_collections.ConfigDict, num_examples: int) -> None:
   if num_examples < 2:
     raise ValueError(f"The pre-training data is empty: {num_examples} item(s) for config.dataset="
                      f"{config.dataset!r} (config.data_dir={config.data_dir!r}); allowed: at least "
@@ -300,204 +299,263 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
   if num_examples < config.batch_size:
     raise ValueError(f"config.batch_size={config.batch_size} exceeds the {num_examples} training items; "
                      f"allowed: 2 … {num_examples}.")
-  sampler = run_config.make_sampler(config, num_examples)
-  steps_per_epoch = num_examples // config.batch_size
-  total_steps = config.num_epochs * steps_per_epoch
-  refresh = min(config.sampler.refresh_steps or steps_per_epoch, steps_per_epoch)
-  schedule = feeder_lib.WindowSchedule(steps_per_epoch, refresh)
 
-  tx = optim.make_optimizer(config, total_steps)
-  graphdef, state = init_state(task.make_model(), tx, num_examples, task.bank_dim, config.seed, mesh,
-                               bank_dtype=config.bank_dtype, bank_sharding=config.bank_sharding)
-  train_step = make_train_step(graphdef, task, tx, mesh, state_shardings(state))
-  fill_step = make_fill_step(graphdef, task, mesh, state_shardings(state))
-  encoder = make_encoder(graphdef, mesh)
-  feeder = feeder_lib.BatchFeeder(task, sampler, schedule, mesh,
-                                  warmup_epochs=config.sampler.warmup_epochs,
-                                  lookahead_steps=config.sampler.lookahead_steps, total_steps=total_steps,
-                                  temperature=config.loss.temperature,
-                                  false_negative_margin=config.loss.false_negative_margin,
-                                  loss_gap_scores=config.loss_gap_scores, seed=config.seed)
 
-  ckpt_dir = os.path.join(workdir, "checkpoints")
-  ckpt = resources.enter_context(contextlib.closing(
-      checkpoint.Checkpointer(ckpt_dir, max_to_keep=config.keep_checkpoints)))
-  data = run_config.data_fingerprint(task)
-  fingerprint = {**run_config.flatten(config), **data}
-  history: list[dict] = []
-  latest = ckpt.newest_intact_step()
-  if latest is not None:
-    run_config.check_resume(ckpt.read_config(latest), config, step=latest, checkpoint_dir=ckpt_dir,
-                            total_steps=total_steps, data=data)
-    state, host, meta = ckpt.restore(latest, checkpoint.abstract_like(state))
-    feeder.load(host, meta)
-    history = meta["history"]
-    logging.info("Resumed from %s at step %d.", ckpt_dir, latest)
+class _Run:
+  """One run's parts besides its TrainState, and what the loop asks of them.
 
-  writer = resources.enter_context(contextlib.closing(_SummaryWriter(workdir)))
-  best_model = resources.enter_context(contextlib.closing(selection.BestModel(
-      os.path.join(workdir, "checkpoints_best"), getattr(task, "selection_metric", None), fingerprint)))
-  step = int(state.step)
-  last_good = lambda: None if ckpt.latest_step() is None else (ckpt.latest_step(), ckpt_dir)
-  monitor = divergence.DivergenceMonitor(last_good=last_good, advice=(
-      f"Lower config.optimizer.learning_rate (now {config.optimizer.learning_rate:g}) or raise "
-      "config.loss.temperature, and start again in a new --workdir (a resumed run keeps its config)."))
+  Built once by ``_train``: the schedule, the feeder, the jitted steps, the checkpointer, the best-model
+  keeper, the summary writer, the divergence monitor and the history of epochs, windows and evaluations.
+  The state is passed in, never held: the loop alone owns it.
+  """
 
-  def save(step_now: int) -> None:
-    monitor.check()  # only healthy steps are checkpointed
-    if step_now in ckpt.all_steps():
-      return
-    host, meta = feeder.state()
-    meta["history"] = history
-    ckpt.save(step_now, state, host, meta, fingerprint)
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.sharding.Mesh,
+               resources: contextlib.ExitStack, *, graphdef: nnx.GraphDef, fill_step: Callable):
+    self.config, self.task, self.mesh = config, task, mesh
+    self.steps_per_epoch = task.num_examples // config.batch_size
+    self.total_steps = config.num_epochs * self.steps_per_epoch
+    refresh = min(config.sampler.refresh_steps or self.steps_per_epoch, self.steps_per_epoch)
+    self.schedule = feeder_lib.WindowSchedule(self.steps_per_epoch, refresh)
+    self.fill_step = fill_step
+    self.encoder = make_encoder(graphdef, mesh)
+    self.feeder = feeder_lib.BatchFeeder(
+        task, run_config.make_sampler(config, task.num_examples), self.schedule, mesh,
+        warmup_epochs=config.sampler.warmup_epochs, lookahead_steps=config.sampler.lookahead_steps,
+        total_steps=self.total_steps, temperature=config.loss.temperature,
+        false_negative_margin=config.loss.false_negative_margin, loss_gap_scores=config.loss_gap_scores,
+        seed=config.seed)
+    self.ckpt_dir = os.path.join(workdir, "checkpoints")
+    self.ckpt = resources.enter_context(contextlib.closing(
+        checkpoint.Checkpointer(self.ckpt_dir, max_to_keep=config.keep_checkpoints)))
+    self.data = run_config.data_fingerprint(task)
+    self.fingerprint = {**run_config.flatten(config), **self.data}
+    self.writer = resources.enter_context(contextlib.closing(_SummaryWriter(workdir)))
+    self.best_model = resources.enter_context(contextlib.closing(selection.BestModel(
+        os.path.join(workdir, "checkpoints_best"), getattr(task, "selection_metric", None),
+        self.fingerprint)))
+    self.monitor = divergence.DivergenceMonitor(last_good=self.last_good, advice=(
+        f"Lower config.optimizer.learning_rate (now {config.optimizer.learning_rate:g}) or raise "
+        "config.loss.temperature, and start again in a new --workdir (a resumed run keeps its config)."))
+    self.history: list[dict] = []
+    self.bank_complete = False  # once every bank row is written it stays so: no more host reads
+    self.shown: dict[str, str] = {}  # the progress bar's figures: the loss and the latest monitor metrics
+    self.progress: tqdm.tqdm | None = None
+    self._log_time, self._log_step = time.time(), 0
 
-  def evaluate(final: bool) -> dict[str, float]:
+  def last_good(self) -> tuple[int, str] | None:
+    latest = self.ckpt.latest_step()
+    return None if latest is None else (latest, self.ckpt_dir)
+
+  def resume(self, state: TrainState) -> TrainState:
+    """The newest intact checkpoint's state (and the feeder's and history's), if there is one."""
+    latest = self.ckpt.newest_intact_step()
+    if latest is None:
+      return state
+    run_config.check_resume(self.ckpt.read_config(latest), self.config, step=latest,
+                            checkpoint_dir=self.ckpt_dir, total_steps=self.total_steps, data=self.data)
+    state, host, meta = self.ckpt.restore(latest, checkpoint.abstract_like(state))
+    self.feeder.load(host, meta)
+    self.history = meta["history"]
+    logging.info("Resumed from %s at step %d.", self.ckpt_dir, latest)
+    return state
+
+  def start(self, step: int) -> None:
+    self.progress = tqdm.tqdm(total=self.total_steps, initial=step, desc="train", unit="step",
+                              disable=None if jax.process_index() == 0 else True)
+    self._log_time, self._log_step = time.time(), step
+
+  def submit_due_window(self, state: TrainState, step: int) -> TrainState:
+    """Hands the feeder the window due at ``step``, if any, with the bank it samples from."""
+    window = self.feeder.due(step)
+    if window is None:
+      return state
+    if not self.feeder.uses_bank(window):
+      self.feeder.submit(window, None)
+      return state
+    if not self.bank_complete:
+      state = fill_unwritten_rows(state, self.fill_step, self.task, self.mesh,
+                                  batch_size=self.config.batch_size, seed=self.config.seed)
+      self.bank_complete = True
+    # Device scalars: the sampler thread reads them, so the loop never waits on the device.
+    self.feeder.submit(window, state.bank, bank_freshness(state.bank_written_at, state.step),
+                       first_bad_step=self.monitor.first_bad)
+    return state
+
+  def next_batch(self, step: int):
+    """The batch of ``step``; a new window's batch statistics go to the history and the logs."""
+    try:
+      inputs, index = self.feeder.next_batch(step)
+    except divergence.TrainingDiverged:
+      self.monitor.check()  # raises with the bad step's figures and the last good checkpoint
+      raise
+    stats = self.feeder.window_stats
+    if self.feeder.new_window and stats:
+      epoch, window, _ = self.schedule.locate(step)
+      self.history.append({"event": "refresh", "step": step, "epoch": epoch, "window": window, **stats})
+      self.writer.scalars(step, {f"batch_stats/{k}": v for k, v in stats.items()})
+      logging.info("step %d | new batches: %s", step,
+                   ", ".join(f"{k} {v:.4f}" for k, v in stats.items() if isinstance(v, float)))
+    return inputs, index
+
+  def log_interval(self, step: int) -> None:
+    """Loss and accuracy averaged over the steps since the last log, and the steps per second."""
+    self.monitor.check()
+    means = self.monitor.interval_means()
+    rate = (step - self._log_step) / max(time.time() - self._log_time, 1e-9)
+    self._log_time, self._log_step = time.time(), step
+    self.writer.scalars(step, {**{f"train/{k}": v for k, v in means.items()},
+                               "train/steps_per_second": rate})
+    accuracy = means.get("contrastive_accuracy")
+    logging.info("step %d/%d | epoch %d | loss %.4f%s | %.1f steps/s", step, self.total_steps,
+                 (step - 1) // self.steps_per_epoch, means["loss"],
+                 "" if accuracy is None else f" | in-batch accuracy {accuracy:.3f}", rate)
+    self.shown["loss"] = f"{means['loss']:.4f}"
+    self.progress.set_postfix(self.shown, refresh=False)
+
+  def monitor_due(self, step: int) -> bool:
+    """Whether the monitor evaluates after ``step``: at its epoch and step cadences. The last step is left
+    to the final evaluation, unless the monitor selects the model: then the last model is a candidate."""
+    epoch_end = cadence.is_due(step, self.steps_per_epoch)
+    due = ((epoch_end and cadence.is_due(step // self.steps_per_epoch, self.config.eval_every_epochs))
+           or cadence.is_due(step, self.config.eval_every_steps))
+    return (due and step < self.total_steps) or (step == self.total_steps and bool(self.best_model.metric))
+
+  def evaluate(self, state: TrainState, final: bool) -> dict[str, float]:
     with jax.profiler.TraceAnnotation("evaluate"):
-      return {k: float(v) for k, v in task.evaluate(encoder(state), final=final).items()}
+      return {k: float(v) for k, v in self.task.evaluate(self.encoder(state), final=final).items()}
 
-  shown: dict[str, str] = {}  # the progress bar's figures: the loss and the latest monitor metrics
-
-  def monitor_evaluation(step_now: int, label: str) -> dict[str, float]:
-    monitor.check()  # never evaluate a diverged model
-    metrics = evaluate(final=False)
-    shown.update({k: f"{v:.4f}" for k, v in list(metrics.items())[:2]})
-    progress.set_postfix(shown)
-    best_model.offer(step_now, metrics, state, history)
-    writer.scalars(step_now, {f"eval/{k}": v for k, v in metrics.items()})
-    logging.info("%s | %s", label, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+  def monitor_evaluation(self, state: TrainState, step: int) -> dict[str, float]:
+    self.monitor.check()  # never evaluate a diverged model
+    metrics = self.evaluate(state, final=False)
+    self.shown.update({k: f"{v:.4f}" for k, v in list(metrics.items())[:2]})
+    self.progress.set_postfix(self.shown)
+    self.best_model.offer(step, metrics, state, self.history)
+    self.writer.scalars(step, {f"eval/{k}": v for k, v in metrics.items()})
+    logging.info("step %d | %s", step, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     return metrics
 
-  progress = tqdm.tqdm(total=total_steps, initial=step, desc="train", unit="step",
-                       disable=None if jax.process_index() == 0 else True)
-  stop_at = total_steps if config.stop_after_steps <= 0 else min(total_steps,
-                                                                 step + config.stop_after_steps)
-  log_time, log_step = time.time(), step
-  bank_complete = False
-  epoch_clock, paused = time.time(), 0.0  # per-epoch training time, checkpoint writes left out
-  epoch_first_step = step  # a resumed run times only the steps it runs of its first epoch
-  signals = lifecycle.StopSignals()
-  profiler = resources.enter_context(contextlib.closing(profiling.StepProfiler(
-      os.path.join(workdir, "profile"), num_steps=config.profile_steps,
-      first_bank_step=config.sampler.warmup_epochs * steps_per_epoch, current_step=step,
-      total_steps=total_steps)))
-  with signals:
-    try:  # the feeder's threads start in here and are joined on every way out
-      if feeder.warmup_ahead(step):
-        feeder.precompile(state.bank)
-      while step < stop_at:
-        window = feeder.due(step)
-        if window is not None:
-          if feeder.uses_bank(window):
-            if not bank_complete:  # once every row is written it stays so: no more host reads after
-              state = fill_unwritten_rows(state, fill_step, task, mesh, batch_size=config.batch_size,
-                                          seed=config.seed)
-              bank_complete = True
-            # Device scalars: the sampler thread reads them, so the loop never waits on the device.
-            feeder.submit(window, state.bank, bank_freshness(state.bank_written_at, state.step),
-                          first_bad_step=monitor.first_bad)
-          else:
-            feeder.submit(window, None)
-        try:
-          inputs, index = feeder.next_batch(step)
-        except divergence.TrainingDiverged:
-          monitor.check()  # raises with the bad step's figures and the last good checkpoint
-          raise
-        if feeder.new_window and feeder.window_stats:
-          epoch_now, window_now, _ = schedule.locate(step)
-          history.append({"event": "refresh", "step": step, "epoch": epoch_now, "window": window_now,
-                          **feeder.window_stats})
-          writer.scalars(step, {f"batch_stats/{k}": v for k, v in feeder.window_stats.items()})
-          logging.info("step %d | new batches: %s", step, ", ".join(
-              f"{k} {v:.4f}" for k, v in feeder.window_stats.items() if isinstance(v, float)))
-        profiler.before_step(step)
-        with jax.profiler.StepTraceAnnotation("train", step_num=step):
-          state, metrics = train_step(state, inputs, index)
-        step += 1
-        profiler.after_step(step)
-        monitor.record(step, metrics)
-        progress.update(1)
-        if step % config.log_every_steps == 0 or step == total_steps:
-          monitor.check()
-          means = monitor.interval_means()  # loss and accuracy over the interval, not its last step
-          rate = (step - log_step) / max(time.time() - log_time, 1e-9)
-          log_time, log_step = time.time(), step
-          writer.scalars(step, {**{f"train/{k}": v for k, v in means.items()},
-                                "train/steps_per_second": rate})
-          accuracy = means.get("contrastive_accuracy")
-          logging.info("step %d/%d | epoch %d | loss %.4f%s | %.1f steps/s", step, total_steps,
-                       (step - 1) // steps_per_epoch, means["loss"],
-                       "" if accuracy is None else f" | in-batch accuracy {accuracy:.3f}", rate)
-          shown["loss"] = f"{means['loss']:.4f}"
-          progress.set_postfix(shown, refresh=False)
-        epoch_end = step % steps_per_epoch == 0
-        if epoch_end:
-          jax.block_until_ready(state.step)
-          record = {"event": "epoch", "epoch": step // steps_per_epoch, "step": step,
-                    "train_seconds": time.time() - epoch_clock - paused,
-                    "train_steps": step - epoch_first_step}
-        # The monitor: at its epoch and step cadences. The last step is left to the final evaluation,
-        # unless the monitor selects the model: then the last model is always a candidate.
-        due = ((epoch_end and config.eval_every_epochs
-                and (step // steps_per_epoch) % config.eval_every_epochs == 0)
-               or (config.eval_every_steps and step % config.eval_every_steps == 0))
-        last = step == total_steps
-        evaluation = (monitor_evaluation(step, f"step {step}")
-                      if (due and not last) or (last and best_model.metric) else {})
-        if epoch_end:
-          history.append({**record, **evaluation})
-        elif evaluation:
-          history.append({"event": "eval", "step": step, **evaluation})
-        stop_reason = signals.requested(step)
-        if step % config.checkpoint_steps == 0 or step == stop_at or stop_reason:
-          # The steps' device work and the pending window's sampling are training time: wait for them
-          # first, so that only the checkpoint's own writing is left out of the epoch's clock.
-          jax.block_until_ready(state)
-          feeder.wait_pending()
-          save_start = time.time()
-          save(step)
-          paused += time.time() - save_start
-        if stop_reason:
-          logging.warning("Stopping after step %d (%s); saved under %s.", step, stop_reason, ckpt_dir)
-          break
-        if step % steps_per_epoch == 0:
-          epoch_clock, paused, epoch_first_step = time.time(), 0.0, step
-    finally:
-      progress.close()
-      feeder.close()
+  def save(self, state: TrainState, step: int) -> None:
+    self.monitor.check()  # only healthy steps are checkpointed
+    if step in self.ckpt.all_steps():
+      return
+    host, meta = self.feeder.state()
+    meta["history"] = self.history
+    self.ckpt.save(step, state, host, meta, self.fingerprint)
 
-  if signals.request.reason == "interrupted":
-    raise KeyboardInterrupt(f"interrupted after step {step}; saved under {ckpt_dir}")
-  if step < total_steps:  # stopped early: on request (stop_after_steps) or preempted (SIGTERM)
-    return {"steps": step, "stopped_early": True, "stop_reason": signals.request.reason or "stop_after_steps"}
+  def close(self) -> None:
+    if self.progress is not None:
+      self.progress.close()
+    self.feeder.close()
 
-  last_state = state
-  state, selected_step = best_model.restore(state, history)  # the selected model, if the task selects
-  final = evaluate(final=True)
-  epochs = [h for h in history if h["event"] == "epoch"]
-  if (epochs and config.eval_every_epochs and epochs[-1]["epoch"] % config.eval_every_epochs == 0
-      and not best_model.metric):
-    epochs[-1].update(final)  # the last epoch's monitor is the final evaluation
-  selected = {} if not best_model.metric else {
-      "selection_metric": best_model.metric, "selected_step": selected_step or step}
-  results = {
-      "task": config.task, "sampler": config.sampler.name, "loss": config.loss.name,
-      "dataset": config.dataset, "steps": step, **final, **selected,
-      "wall_seconds": time.time() - start_time,
-      # Steady-state throughput: the median epoch's steps run per second of training (compilation,
-      # evaluation and checkpoint writes excluded; after a resume, only the steps this process ran).
-      "train_steps_per_second": float(np.median([h.get("train_steps", steps_per_epoch) / h["train_seconds"]
-                                                 for h in epochs])),
-      "batch_stats": feeder.final_stats(last_state.bank), "history": history,
-      "batch_sequence_sha1": feeder.digest, "config": config.to_dict(),
-  }
+  def results(self, state: TrainState, step: int, start_time: float) -> dict:
+    """The final evaluation (of the selected model, if the task selects one) and the run's figures."""
+    last_state = state
+    state, selected_step = self.best_model.restore(state, self.history)
+    final = self.evaluate(state, final=True)
+    epochs = [h for h in self.history if h["event"] == "epoch"]
+    if (epochs and cadence.is_due(epochs[-1]["epoch"], self.config.eval_every_epochs)
+        and not self.best_model.metric):
+      epochs[-1].update(final)  # the last epoch's monitor is the final evaluation
+    selected = {} if not self.best_model.metric else {
+        "selection_metric": self.best_model.metric, "selected_step": selected_step or step}
+    config = self.config
+    self.writer.scalars(step, {f"eval/{k}": v for k, v in final.items()})
+    return {
+        "task": config.task, "sampler": config.sampler.name, "loss": config.loss.name,
+        "dataset": config.dataset, "steps": step, **final, **selected,
+        "wall_seconds": time.time() - start_time,
+        # Steady-state throughput: the median epoch's steps run per second of training (compilation,
+        # evaluation and checkpoint writes excluded; after a resume, only the steps this process ran).
+        "train_steps_per_second": float(np.median([
+            h.get("train_steps", self.steps_per_epoch) / h["train_seconds"] for h in epochs])),
+        "batch_stats": self.feeder.final_stats(last_state.bank), "history": self.history,
+        "batch_sequence_sha1": self.feeder.digest, "config": config.to_dict(),
+    }
+
+
+def _build_state(config: ml_collections.ConfigDict, task, mesh: jax.sharding.Mesh, total_steps: int):
+  """The initial state, its graphdef and the jitted steps that keep its layout: ``state, graphdef,
+  train_step, fill_step``."""
+  tx = optim.make_optimizer(config, total_steps)
+  graphdef, state = init_state(task.make_model(), tx, task.num_examples, task.bank_dim, config.seed, mesh,
+                               bank_dtype=config.bank_dtype, bank_sharding=config.bank_sharding)
+  shardings = state_shardings(state)
+  return (state, graphdef, make_train_step(graphdef, task, tx, mesh, shardings),
+          make_fill_step(graphdef, task, mesh, shardings))
+
+
+def _write_results(workdir: str, results: dict) -> None:
   if jax.process_index() == 0:
     path = os.path.join(workdir, "results.json")
     with open(path + ".tmp", "w") as f:
       json.dump(results, f, indent=2, default=str)
     os.replace(path + ".tmp", path)
-  writer.scalars(step, {f"eval/{k}": v for k, v in final.items()})
-  return results
 
+
+def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.sharding.Mesh,
+           start_time: float, resources: contextlib.ExitStack) -> dict:
+  """The outline of a run: build, resume, loop over steps, save, evaluate, report."""
+  _check_data_size(config, task.num_examples)
+  total_steps = config.num_epochs * (task.num_examples // config.batch_size)
+  state, graphdef, train_step, fill_step = _build_state(config, task, mesh, total_steps)
+  run = _Run(config, workdir, task, mesh, resources, graphdef=graphdef, fill_step=fill_step)
+  state = run.resume(state)
+  step = int(state.step)
+  stop_at = total_steps if config.stop_after_steps <= 0 else min(total_steps, step + config.stop_after_steps)
+  clock = cadence.EpochClock(step)  # per-epoch training time: evaluation and checkpoint writes paused
+  signals = lifecycle.StopSignals()
+  profiler = resources.enter_context(contextlib.closing(profiling.StepProfiler(
+      os.path.join(workdir, "profile"), num_steps=config.profile_steps,
+      first_bank_step=config.sampler.warmup_epochs * run.steps_per_epoch, current_step=step,
+      total_steps=total_steps)))
+  run.start(step)
+  with signals:
+    try:  # the feeder's threads start in here and are joined on every way out
+      if run.feeder.warmup_ahead(step):
+        run.feeder.precompile(state.bank)
+      while step < stop_at:
+        state = run.submit_due_window(state, step)
+        inputs, index = run.next_batch(step)
+        profiler.before_step(step)
+        with jax.profiler.StepTraceAnnotation("train", step_num=step):
+          state, metrics = train_step(state, inputs, index)
+        step += 1
+        profiler.after_step(step)
+        run.monitor.record(step, metrics)
+        run.progress.update(1)
+        if cadence.is_due(step, config.log_every_steps) or step == total_steps:
+          run.log_interval(step)
+        epoch_end = cadence.is_due(step, run.steps_per_epoch)
+        if epoch_end:
+          jax.block_until_ready(state.step)
+          record = {"event": "epoch", "epoch": step // run.steps_per_epoch, "step": step, **clock.lap(step)}
+        with clock.paused():
+          evaluation = run.monitor_evaluation(state, step) if run.monitor_due(step) else {}
+        if epoch_end:
+          run.history.append({**record, **evaluation})
+        elif evaluation:
+          run.history.append({"event": "eval", "step": step, **evaluation})
+        stop_reason = signals.requested(step)
+        if cadence.is_due(step, config.checkpoint_steps) or step == stop_at or stop_reason:
+          # The steps' device work and the pending window's sampling are training time: wait for them
+          # first, so that only the checkpoint's own writing is left out of the clock.
+          jax.block_until_ready(state)
+          run.feeder.wait_pending()
+          with clock.paused():
+            run.save(state, step)
+        if stop_reason:
+          logging.warning("Stopping after step %d (%s); saved under %s.", step, stop_reason, run.ckpt_dir)
+          break
+    finally:
+      run.close()
+
+  if signals.request.reason == "interrupted":
+    raise KeyboardInterrupt(f"interrupted after step {step}; saved under {run.ckpt_dir}")
+  if step < total_steps:  # stopped early: on request (stop_after_steps) or preempted (SIGTERM)
+    return {"steps": step, "stopped_early": True, "stop_reason": signals.request.reason or "stop_after_steps"}
+  results = run.results(state, step, start_time)
+  _write_results(workdir, results)
+  return results
 
 class _SummaryWriter:
   """TensorBoard scalars from process 0 only (tensorboardX keeps TensorFlow out of the loop)."""
