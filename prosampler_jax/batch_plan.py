@@ -23,7 +23,7 @@ from prosampler_jax import _checks
 from prosampler_jax import diagnostics
 from prosampler_jax.feeder import WindowSchedule
 from prosampler_jax.samplers import BatchSampler
-from prosampler_jax.samplers import TailSampler
+from prosampler_jax.samplers import sampler_input
 from prosampler_jax.tasks._pairs import pair_rows
 
 
@@ -117,11 +117,3 @@ def plan_bank(embeddings) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None
   if x.shape != y.shape:
     raise ValueError(f"the pair's views must have the same shape, got {x.shape} and {y.shape}.")
   return pair_rows(x, y), (x, y)
-
-
-def sampler_input(sampler: BatchSampler, bank, pair):
-  """What ``sampler`` samples from: "tail" orders the pair when there is one (its symmetrised
-  cross-view similarity), the others read the bank; None for samplers that need no embeddings."""
-  if not sampler.needs_embeddings:
-    return None
-  return pair if isinstance(sampler, TailSampler) and pair is not None else bank

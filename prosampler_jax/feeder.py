@@ -38,6 +38,7 @@ from jax.experimental import multihost_utils
 from prosampler_jax import diagnostics
 from prosampler_jax import divergence
 from prosampler_jax import parallel
+from prosampler_jax import samplers
 
 LOOKAHEAD_FRACTION = 8  # the look-ahead is at most 1/8 of a refresh window
 
@@ -173,7 +174,7 @@ class BatchFeeder:
     if first_bad_step is not None and int(first_bad_step) >= 0:
       raise divergence.TrainingDiverged(int(first_bad_step))
     start = time.perf_counter()
-    view = None if snapshot is None else self._task.sampler_view(snapshot)
+    view = None if snapshot is None else self._view(snapshot)
     with jax.profiler.TraceAnnotation("sampler_window"):  # beside the train steps in a profile
       batches = self._sampler.sample(epoch, view, num_batches=self._schedule.refresh_steps,
                                      window=window)
@@ -184,6 +185,11 @@ class BatchFeeder:
       # The worker's time for this window (sampler + statistics): what a look-ahead has to hide.
       stats["sampler_seconds"] = time.perf_counter() - start
     return batches, stats, self._pipeline(epoch, window, batches, start_batch=0)
+
+  def _view(self, snapshot: jax.Array):
+    """What the sampler reads of a snapshot: the task's pair of views for a sampler that reads pairs
+    (``samplers.sampler_input``), else the rows."""
+    return samplers.sampler_input(self._sampler, snapshot, lambda: self._task.sampler_view(snapshot))
 
   def _pipeline(self, epoch: int, window: int, batches: np.ndarray, *, start_batch: int) -> Iterator:
     return self._task.pretrain_batches(batches, window=self._schedule.global_window(epoch, window),
@@ -196,7 +202,7 @@ class BatchFeeder:
     window_length = self._schedule.window_length(0)
 
     def job():
-      batches = sampler.sample(self._warmup_epochs, self._task.sampler_view(snapshot),
+      batches = sampler.sample(self._warmup_epochs, self._view(snapshot),
                                num_batches=self._schedule.refresh_steps)
       self._batch_stats(batches[:window_length], snapshot)
 

@@ -35,7 +35,8 @@ from tqdm import tqdm
 from prosampler_jax import _checks
 from prosampler_jax import diagnostics
 from prosampler_jax import samplers
-from prosampler_jax.batch_plan import plan_bank, sampler_input
+from prosampler_jax.batch_plan import plan_bank
+from prosampler_jax.samplers import sampler_input
 from prosampler_jax.plan import _add, _add_inputs, _sampler_parameters, load_inputs
 
 # The comparison's table: (machine name, heading). The JSON rows hold these and every other statistic.

@@ -198,3 +198,39 @@ def _device_only(batch_stats):
     assert isinstance(embeddings, jax.Array), type(embeddings)
     return batch_stats(batches, embeddings, labels)
   return checked
+
+
+class _PairedVectorsTask(tiny_tasks.DigitVectorsTask):
+  """Digit vectors whose bank rows are declared a pair of views (as SimCSE's and GraphCL's are)."""
+
+  def sampler_view(self, bank):
+    half = bank.shape[1] // 2
+    return bank[:, :half], bank[:, half:]
+
+
+@pytest.mark.parametrize("sampler_name", ["tail", "proximity"])
+def test_a_sampler_that_reads_pairs_gets_the_tasks_halves_and_the_others_the_rows(sampler_name):
+  task = _PairedVectorsTask()
+  seen = []
+
+  class Recording(samplers.SAMPLERS[sampler_name]):
+    def sample(self, epoch, embeddings=None, **kwargs):
+      seen.append(embeddings)
+      return super().sample(epoch, embeddings, **kwargs)
+
+  options = {"tail": {"max_neighbors": 4}, "proximity": {"num_neighbors": 5, "num_candidates": 20}}
+  sampler = Recording(task.num_examples, 64, seed=0, **options[sampler_name])
+  mesh = parallel.make_data_mesh()
+  feeder = feeder_lib.BatchFeeder(task, sampler, feeder_lib.WindowSchedule(20, 20), mesh, warmup_epochs=0,
+                                  lookahead_steps=0, total_steps=20)
+  bank = bank_at(0, task, mesh)
+  feeder.submit(feeder.due(0), bank)
+  feeder.next_batch(0)
+  feeder.close()
+  (view,) = seen
+  rows = np.asarray(bank)
+  if sampler_name == "tail":
+    assert isinstance(view, tuple)
+    np.testing.assert_array_equal(np.concatenate([np.asarray(v) for v in view], axis=1), rows)
+  else:
+    np.testing.assert_array_equal(np.asarray(view), rows)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 
-from prosampler_jax.samplers.base import BatchSampler
+from prosampler_jax.samplers.base import BatchSampler, sampler_input
 from prosampler_jax.samplers.cluster import ClusterSampler
 from prosampler_jax.samplers.knn import KnnSampler
 from prosampler_jax.samplers.partition import PartitionSampler

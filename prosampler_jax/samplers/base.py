@@ -39,6 +39,10 @@ class BatchSampler(abc.ABC):
   """
 
   needs_embeddings: bool = True
+  # Samplers that read a pair of views (x, y) when the data has one (Tail Batch Sampling's cross-view
+  # similarity); the others read one row per item. The task says what its pair is, the sampler whether it
+  # reads it (``sampler_input``): no task tests a sampler's name.
+  reads_pairs: bool = False
   # Samplers whose math runs in JAX keep a bank given as a jax.Array on its device (no host copy).
   bank_on_device: bool = False
 
@@ -195,3 +199,19 @@ def _same_param(a, b) -> bool:
     return bool(np.asarray(a) == np.asarray(b))
   except (TypeError, ValueError):
     return False
+
+
+def sampler_input(sampler: BatchSampler, bank, pair):
+  """What ``sampler`` samples from: the pair of views when it reads pairs and the data has one, else the
+  bank's rows; None for samplers that need no embeddings.
+
+  ``pair`` is ``(x, y)``, None, or a function returning either (called only when the sampler reads
+  pairs, so the others never pay for cutting the halves); a task whose rows are not pairs of views
+  returns its bank from that function, and a pair-reading sampler then reads the rows.
+  """
+  if not sampler.needs_embeddings:
+    return None
+  if not sampler.reads_pairs:
+    return bank
+  pair = pair() if callable(pair) else pair
+  return bank if pair is None else pair

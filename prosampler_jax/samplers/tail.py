@@ -54,6 +54,8 @@ class TailSampler(epoch_order.EpochOrderSampler):
   the first epoch.
   """
 
+  reads_pairs = True  # the symmetrised cross-view similarity of (x, y) when the data is paired
+
   bank_on_device = True
 
   def __init__(self, num_examples: int, batch_size: int, *, quantile: float | None = None,

@@ -1,6 +1,5 @@
-"""What every two-view task shares: the bank row of a pair of views, the view Tail Batch Sampling gets of
-it (the pair (x, y), whose similarity it symmetrises; the other samplers see the whole row), and the
-label ids the losses' same-label exclusion reads."""
+"""What every two-view task shares: the bank row of a pair of views, its two halves (what a sampler that
+reads pairs gets, and the loss gap's pair), and the label ids the losses' same-label exclusion reads."""
 
 from __future__ import annotations
 
@@ -24,11 +23,6 @@ def bank_halves(bank) -> tuple[jax.Array, jax.Array]:
   cosine). The feeder hands over its one-device snapshot of the bank, so the halves are cut there."""
   half = bank.shape[1] // 2
   return bank[:, :half], bank[:, half:]
-
-
-def pair_sampler_view(bank, sampler_name: str):
-  """The pair of views for the "tail" sampler, else the bank itself."""
-  return bank_halves(bank) if sampler_name == "tail" else bank
 
 
 def exclusion_labels(config: ml_collections.ConfigDict, labels) -> np.ndarray | None:

@@ -32,8 +32,7 @@ from prosampler_jax import losses
 from prosampler_jax.data import graphs as graphs_lib
 from prosampler_jax.evaluation import svm_accuracy
 from prosampler_jax.models.gin import GraphCLModel
-from prosampler_jax.tasks._pairs import (bank_halves, exclusion_labels, label_inputs, pair_rows,
-                                         pair_sampler_view)
+from prosampler_jax.tasks._pairs import bank_halves, exclusion_labels, label_inputs, pair_rows
 
 LOSSES = ("graphcl", "nt_xent", "dcl", "hcl")  # GraphCL's own, or the SimCLR family on the two views
 _OFFLINE = ("MUTAG",)  # datasets found without config.data_dir (in the grakel wheel)
@@ -112,8 +111,9 @@ class GraphCLTask:
     z1, z2, labels = outputs
     return self._loss(z1, z2, labels=labels, axis_name=axis_name), pair_rows(z1, z2)
 
-  def sampler_view(self, bank: jax.Array):
-    return pair_sampler_view(bank, self._config.sampler.name)
+  def sampler_view(self, bank: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The bank's layout for samplers that read pairs: (first views, second views)."""
+    return bank_halves(bank)
 
   def bank_pair(self, bank: jax.Array) -> tuple[jax.Array, jax.Array]:
     return bank_halves(bank)

@@ -114,6 +114,9 @@ class SimCLRTask:
     return self._loss(z1, z2, labels=labels, axis_name=axis_name), pair_rows(z1, z2)
 
   def sampler_view(self, bank: jax.Array) -> jax.Array:
+    """The rows themselves, even for samplers that read pairs: SimCLR's two views are augmentations of
+    one image, not two sides of a pair whose cross-view similarity TBS symmetrises (image–text, or a
+    sentence and its positive); the row (both views) is the image's representation."""
     return bank
 
   def bank_pair(self, bank: jax.Array) -> tuple[jax.Array, jax.Array]:

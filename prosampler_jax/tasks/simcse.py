@@ -30,7 +30,7 @@ from prosampler_jax import losses
 from prosampler_jax.evaluation import sts
 from prosampler_jax.models import bert as bert_lib
 from prosampler_jax.models import bert_tokenizer
-from prosampler_jax.tasks._pairs import bank_halves, exclusion_labels, pair_rows, pair_sampler_view
+from prosampler_jax.tasks._pairs import bank_halves, exclusion_labels, pair_rows
 
 LOSSES = ("info_nce",)
 SELECTION_METRIC = "stsb_dev"  # SimCSE keeps the checkpoint with the best STS-B dev Spearman
@@ -118,8 +118,9 @@ class SimCSETask:
     z1, z2, negatives = outputs
     return self._loss(z1, z2, negatives=negatives, axis_name=axis_name), pair_rows(z1, z2)
 
-  def sampler_view(self, bank: jax.Array):
-    return pair_sampler_view(bank, self._config.sampler.name)
+  def sampler_view(self, bank: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The bank's layout for samplers that read pairs: (first views, second views)."""
+    return bank_halves(bank)
 
   def bank_pair(self, bank: jax.Array) -> tuple[jax.Array, jax.Array]:
     return bank_halves(bank)
