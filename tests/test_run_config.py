@@ -1,6 +1,7 @@
 """Tests for config checks before data loads and for the resume fingerprint."""
 
 import dataclasses
+import importlib
 
 import pytest
 from absl import flags
@@ -129,3 +130,10 @@ def test_a_checkpoint_without_a_data_fingerprint_still_resumes_but_a_changed_one
   with pytest.raises(ValueError, match=r"with other data.*\n  data.labels_sha1: 'abc' -> 'abd'"):
     run_config.check_resume({**saved, **data}, config, step=1, checkpoint_dir="/w", total_steps=100,
                             data={**data, "data.labels_sha1": "abd"})
+
+
+@pytest.mark.parametrize("name", ["simclr_imagenet1k", "simcse_unsup_bert", "simcse_sup_bert"])
+def test_full_scale_configs_keep_a_bf16_bank_split_over_the_devices(name):
+  """Their float32 replicated banks are 1.3–5.9 GB on every device (experiments/bench/bank_memory.py)."""
+  config = importlib.import_module(f"experiments.configs.{name}").get_config()
+  assert (config.bank_dtype, config.bank_sharding) == ("bfloat16", "data")

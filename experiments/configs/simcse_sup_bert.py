@@ -25,5 +25,10 @@ def get_config():
   config.sampler.name = "tail"
   config.sampler.refresh_steps = 0    # TBS re-orders once per epoch
   config.checkpoint_steps = 250
+  # The bank holds two 768-wide views per triplet: at NLI's 275k triplets 1.6 GB float32 on every device;
+  # bf16 and split over 8 devices, 101 MiB each (experiments/bench/bank_memory.py --n=275601 --dim=1536).
+  # A split bank samples the same batches.
+  config.bank_dtype = "bfloat16"
+  config.bank_sharding = "data"
   config.log_every_steps = 50
   return config

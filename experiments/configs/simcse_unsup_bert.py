@@ -31,5 +31,9 @@ def get_config():
   config.sampler.num_candidates = 1000
   config.sampler.num_neighbors = 100
   config.checkpoint_steps = 250
+  # The bank holds both 768-wide views: at wiki1m 5.9 GB float32 on every device; bf16 and split over the
+  # devices it is 366 MiB each on 8 (experiments/bench/bank_memory.py). A split bank samples the same batches.
+  config.bank_dtype = "bfloat16"
+  config.bank_sharding = "data"
   config.log_every_steps = 50
   return config
