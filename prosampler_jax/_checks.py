@@ -91,3 +91,14 @@ def check_choice(name: str, value, choices) -> str:
     raise ValueError(f"{name}={value!r} is not supported; allowed: {', '.join(map(repr, choices))}.")
   return value
 
+
+def check_utf8(path: str) -> None:
+  """Raises ValueError naming ``path``, the line and the byte when the file is not UTF-8 text."""
+  with open(path, "rb") as f:
+    data = f.read()
+  try:
+    data.decode("utf-8")
+  except UnicodeDecodeError as error:
+    line = data.count(b"\n", 0, error.start) + 1
+    raise ValueError(f"{path}:{line}: not UTF-8 text ({error.reason}: byte 0x{data[error.start]:02x} at "
+                     f"offset {error.start}); allowed: UTF-8 (re-save the file as UTF-8).") from None

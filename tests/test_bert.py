@@ -83,6 +83,35 @@ def test_bert_base_naming_prefix_and_gamma_beta_load_the_same_weights(minilm_dir
                                 _encode(bert.load_pretrained(minilm_dir, pooling="avg"), tokens))
 
 
+def _copy_checkpoint(minilm_dir, target):
+  for name in ("config.json", "tokenizer.json", "model.safetensors"):
+    shutil.copy(os.path.join(minilm_dir, name), target / name)
+  return target / "model.safetensors"
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda data: data[:len(data) // 2], r"is not a readable safetensors file \(.*file not fully covered"),
+    (lambda data: data[:8] + b"[" + data[9:], r"is not a readable safetensors file \(.*header"),
+    (lambda data: b"\x01", r"is not a readable safetensors file \(.*header too small"),
+])
+def test_a_truncated_or_garbled_safetensors_file_is_named(minilm_dir, tmp_path, damage, match):
+  path = _copy_checkpoint(minilm_dir, tmp_path)
+  path.write_bytes(damage(path.read_bytes()))
+  with pytest.raises(ValueError, match=rf"{tmp_path}/model.safetensors {match}.*download it again"):
+    bert.load_pretrained(str(tmp_path))
+
+
+def test_non_finite_weights_are_refused_at_load_naming_the_tensor(minilm_dir, tmp_path):
+  path = _copy_checkpoint(minilm_dir, tmp_path)
+  weights = load_file(str(path))
+  name = "encoder.layer.3.attention.self.query.weight"
+  weights[name] = weights[name].copy()
+  weights[name].reshape(-1)[[7, 9]] = [np.nan, np.inf]
+  save_file(weights, str(path))
+  with pytest.raises(ValueError, match=rf"tensor '{name}' has 2 non-finite value\(s\) \(first at flat index 7"):
+    bert.load_pretrained(str(tmp_path))
+
+
 def test_dropout_differs_per_call_in_training_and_mlp_only_train_pools_without_the_mlp(minilm_dir):
   tokens = {k: jnp.asarray(v) for k, v in
             bert_tokenizer.SentenceTokenizer(minilm_dir, max_len=16).tokenize(SENTENCES).items()}

@@ -71,11 +71,23 @@ def test_optional_files_and_features_for_unlabelled_nodes(tmp_path):
     ({"edges": "1, 4\n"}, "an edge joins nodes of two different graphs"),
     ({"edges": "1, 9\n"}, r"node ids must lie in \[1, 5\]"),
     ({"node_labels": "1\n2\n"}, "has 2 rows for 5 nodes"),
-    ({"edges": "1; 2\n"}, "expected comma-separated integers"),
+    ({"edges": "1; 2\n"}, r"TOY_A.txt:1: expected comma-separated integers, got '1; 2'"),
+    ({"edges": "1, 2\n2, 1\n2, x\n"}, r"TOY_A.txt:3: expected comma-separated integers, got '2, x'"),
+    ({"edges": "1, 2\n2, 1\n2\n"}, r"TOY_A.txt:3: expected 2 comma-separated field\(s\) like line 1, got 1"),
+    ({"edge_labels": "0\n0\n1\n"}, r"TOY_edge_labels.txt has 3 rows for the 6 edges of .*TOY_A.txt"),
+    ({"attributes": "0.5\n1.5\nabc\n3\n4\n"},
+     r"TOY_node_attributes.txt:3: expected comma-separated numbers, got 'abc'"),
 ])
 def test_malformed_files_name_the_file_and_the_rule(tmp_path, overrides, match):
   with pytest.raises(ValueError, match=match):
-    graphs.load_tu_dataset("TOY", write_dataset(tmp_path, **overrides))
+    graphs.load_tu_dataset("TOY", write_dataset(tmp_path, **overrides), use_node_attributes=True)
+
+
+def test_a_file_that_is_not_utf8_names_the_line_and_the_byte(tmp_path):
+  root = write_dataset(tmp_path)
+  (tmp_path / "TOY" / "TOY_graph_labels.txt").write_bytes(b"-1\n\xff1\n")
+  with pytest.raises(ValueError, match=r"TOY_graph_labels.txt:2: not UTF-8 text .*byte 0xff at offset 3"):
+    graphs.load_tu_dataset("TOY", root)
 
 
 def test_missing_dataset_or_file_says_where_to_download(tmp_path):

@@ -18,6 +18,17 @@ def test_sentence_files_skip_empty_lines_and_nli_needs_its_header(tmp_path):
     text.read_nli(str(nli))
 
 
+def test_training_text_that_is_not_utf8_names_the_file_line_and_byte(tmp_path):
+  path = tmp_path / "wiki1m_for_simcse.txt"
+  path.write_bytes(b"First.\nSecond.\nCaf\xe9 au lait.\n")  # Latin-1, not UTF-8
+  with pytest.raises(ValueError, match=r"wiki1m_for_simcse.txt:3: not UTF-8 text .*0xe9 at offset 18"):
+    text.read_sentences(str(path))
+  nli = tmp_path / "nli_for_simcse.csv"
+  nli.write_bytes(b"sent0,sent1,hard_neg\na,b,c\n\xff,b,c\n")
+  with pytest.raises(ValueError, match=r"nli_for_simcse.csv:3: not UTF-8 text"):
+    text.read_nli(str(nli))
+
+
 def test_load_text_names_the_missing_file_and_how_to_get_it(tmp_path):
   with pytest.raises(text.TextDataNotFoundError, match="wiki1m_for_simcse.txt not found.*princeton-nlp"):
     text.load_text("wiki1m", str(tmp_path))

@@ -52,6 +52,47 @@ def test_stsb_and_sick_formats(tmp_path):
   assert sick.first == ['A boy "plays"', "A man"] and sick.scores.tolist() == [3.3, 4.9]
 
 
+def _write_every_format(root):
+  (root / "stsbenchmark").mkdir()
+  (root / "stsbenchmark" / "sts-test.csv").write_text(
+      "main-captions\tMSRvid\t2012test\t0024\t2.500\tA girl.\tA girl brushes her hair.\n"
+      "main-news\theadlines\t2015\t0001\t0.0\tSaid.\tStocks.\n")
+  (root / "sick2014").mkdir()
+  (root / "sick2014" / "SICK_test_annotated.txt").write_text(
+      "pair_ID\tsentence_A\tsentence_B\trelatedness_score\n6\tA boy\tKids\t3.3\n7\tA man\tThe man\t4.9\n")
+  (root / "semeval-sts" / "2012").mkdir(parents=True)
+  (root / "semeval-sts" / "2012" / "MSRpar.test.tsv").write_text("4.4\tA man.\tA man plays.\n0.5\tCats.\tDogs.\n")
+  (root / "STS" / "STS13-en-test").mkdir(parents=True)
+  (root / "STS" / "STS13-en-test" / "STS.input.FNWN.txt").write_text("a b\tc d\ne f\tg h\n")
+  (root / "STS" / "STS13-en-test" / "STS.gs.FNWN.txt").write_text("3.2\n0.4\n")
+  return {"stsb": root / "stsbenchmark" / "sts-test.csv",
+          "sick": root / "sick2014" / "SICK_test_annotated.txt",
+          "sts12": root / "semeval-sts" / "2012" / "MSRpar.test.tsv",
+          "sts13": root / "STS" / "STS13-en-test" / "STS.gs.FNWN.txt"}
+
+
+_READ = {"stsb": lambda root: sts.read_stsb(root, "test"), "sick": sts.read_sick,
+         "sts12": lambda root: sts.read_semeval_year(root, 2012),
+         "sts13": lambda root: sts.read_semeval_year(root, 2013)}
+
+
+@pytest.mark.parametrize("fmt", sorted(_READ))
+def test_a_non_numeric_score_or_non_utf8_file_names_the_file_and_line(tmp_path, fmt):
+  """Every STS format: the reader names the file and the line, and says what it expected."""
+  path = _write_every_format(tmp_path)[fmt]
+  _READ[fmt](str(tmp_path))  # the written files are valid
+  lines = path.read_text().splitlines(keepends=True)
+  score_line = len(lines)  # the last line's score is replaced
+  lines[-1] = {"stsb": lines[-1].replace("0.0", "n/a"), "sick": lines[-1].replace("4.9", "high"),
+               "sts12": lines[-1].replace("0.5", "n/a"), "sts13": "n/a\n"}[fmt]
+  path.write_text("".join(lines))
+  with pytest.raises(ValueError, match=rf"{path.name}:{score_line}: the score '(n/a|high)' is not a number"):
+    _READ[fmt](str(tmp_path))
+  path.write_bytes(b"".join(line.encode() for line in lines[:-1]) + b"\xe9t\xe9\n")
+  with pytest.raises(ValueError, match=rf"{path.name}:{score_line}: not UTF-8 text"):
+    _READ[fmt](str(tmp_path))
+
+
 def test_missing_files_say_where_to_get_them(tmp_path):
   with pytest.raises(sts.STSDataNotFoundError, match="semeval-sts/2013.*STS13-en-test.*dataset-sts"):
     sts.read_semeval_year(str(tmp_path), 2013)

@@ -127,7 +127,11 @@ def load_tu_dataset(name: str, data_dir: str, *, use_node_attributes: bool = Fal
 
   edge_labels = None
   if os.path.isfile(path("edge_labels")):
-    edge_labels = _read_ints(path("edge_labels"), name, folder)[:, 0][order].astype(np.int32)
+    edge_labels = _read_ints(path("edge_labels"), name, folder)[:, 0]
+    if len(edge_labels) != len(edges):
+      raise ValueError(f"{path('edge_labels')} has {len(edge_labels)} rows for the {len(edges)} edges of "
+                       f"{path('A')}; allowed: one label per edge, in the same order.")
+    edge_labels = edge_labels[order].astype(np.int32)
 
   features = []
   if os.path.isfile(path("node_labels")):
@@ -136,7 +140,7 @@ def load_tu_dataset(name: str, data_dir: str, *, use_node_attributes: bool = Fal
     values = np.unique(node_labels)
     features.append(np.eye(len(values), dtype=np.float32)[np.searchsorted(values, node_labels)])
   if use_node_attributes and os.path.isfile(path("node_attributes")):
-    attributes = np.loadtxt(path("node_attributes"), delimiter=",", dtype=np.float32, ndmin=2)
+    attributes = _read_numbers(path("node_attributes"), name, folder, np.float32, "comma-separated numbers")
     _check_per_node(attributes, total_nodes, path("node_attributes"))
     features.append(attributes)
   if not features:
@@ -161,12 +165,38 @@ def _find_folder(name: str, data_dir: str) -> str:
 
 
 def _read_ints(path: str, name: str, folder: str) -> np.ndarray:
+  return _read_numbers(path, name, folder, np.int64, "comma-separated integers")
+
+
+def _read_numbers(path: str, name: str, folder: str, dtype, expected: str) -> np.ndarray:
+  """The file's rows as a 2-D array (NumPy's fast reader); a malformed file is an error naming the file,
+  the first bad line and what it holds (found by a second, line-by-line pass, only then)."""
   if not os.path.isfile(path):
     raise GraphDataNotFoundError(f"{path} is missing. " + _DOWNLOAD.format(name=name, folder=folder))
+  _checks.check_utf8(path)
   try:
-    return np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)
+    return np.loadtxt(path, delimiter=",", dtype=dtype, ndmin=2)
   except ValueError as error:
-    raise ValueError(f"{path}: expected comma-separated integers ({error}).") from None
+    raise ValueError(_first_bad_line(path, dtype, expected) or f"{path}: expected {expected} ({error}).") from None
+
+
+def _first_bad_line(path: str, dtype, expected: str) -> str | None:
+  """``"PATH:LINE: expected …, got '…'"`` for the first line that is not like the first one, or None."""
+  width = None
+  with open(path, encoding="utf-8") as f:
+    for number, line in enumerate(f, 1):
+      fields = [field.strip() for field in line.split(",")]
+      if fields == [""]:
+        continue
+      try:
+        [dtype(field) if dtype is np.float32 else int(field) for field in fields]
+      except ValueError:
+        return f"{path}:{number}: expected {expected}, got {line.strip()[:80]!r}."
+      if width is not None and len(fields) != width:
+        return (f"{path}:{number}: expected {width} comma-separated field(s) like line 1, got {len(fields)}: "
+                f"{line.strip()[:80]!r}.")
+      width = len(fields) if width is None else width
+  return None
 
 
 def _check_per_node(values: np.ndarray, total_nodes: int, path: str) -> None:

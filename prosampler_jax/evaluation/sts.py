@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import stats
 
+from prosampler_jax import _checks
 from prosampler_jax.normalize import l2_normalize
 
 STS_YEARS = (2012, 2013, 2014, 2015, 2016)
@@ -65,8 +66,17 @@ def _missing(path: str, source: str) -> STSDataNotFoundError:
                               "(or --data_dir).")
 
 
+def _score(path: str, line: int, text: str, expected: str) -> float:
+  """``text`` as a number, or a ValueError naming the file, the line and what was expected."""
+  try:
+    return float(text)
+  except ValueError:
+    raise ValueError(f"{path}:{line}: the score {text[:40]!r} is not a number; expected {expected}.") from None
+
+
 def _tab_rows(path: str, min_fields: int, expected: str):
   """(line number, fields) of each non-blank line, split on tabs (no quoting); short lines are errors."""
+  _checks.check_utf8(path)
   with open(path, encoding="utf-8") as f:
     for number, line in enumerate(f, 1):
       fields = line.rstrip("\n").split("\t")
@@ -78,9 +88,10 @@ def _tab_rows(path: str, min_fields: int, expected: str):
 
 def read_semeval_file(path: str, name: str | None = None) -> SentencePairs:
   """One ``score<TAB>sent1<TAB>sent2`` file; rows with an empty score are unscored and skipped."""
-  rows = [f for _, f in _tab_rows(path, 3, "score<TAB>sent1<TAB>sent2") if f[0].strip()]
-  return SentencePairs(name or os.path.basename(path), [f[1] for f in rows], [f[2] for f in rows],
-                       np.asarray([float(f[0]) for f in rows], np.float64))
+  expected = "score<TAB>sent1<TAB>sent2"
+  rows = [(n, f) for n, f in _tab_rows(path, 3, expected) if f[0].strip()]
+  return SentencePairs(name or os.path.basename(path), [f[1] for _, f in rows], [f[2] for _, f in rows],
+                       np.asarray([_score(path, n, f[0], expected) for n, f in rows], np.float64))
 
 
 def read_senteval_subset(input_path: str, name: str | None = None) -> SentencePairs:
@@ -89,6 +100,8 @@ def read_senteval_subset(input_path: str, name: str | None = None) -> SentencePa
   gold_path = input_path.replace("STS.input.", "STS.gs.")
   if not os.path.isfile(gold_path):
     raise _missing(gold_path, "semeval")
+  _checks.check_utf8(input_path)
+  _checks.check_utf8(gold_path)
   with open(input_path, encoding="utf-8") as f:
     pairs = [line.rstrip("\n").split("\t") for line in f]
   with open(gold_path, encoding="utf-8") as f:
@@ -101,7 +114,8 @@ def read_senteval_subset(input_path: str, name: str | None = None) -> SentencePa
   if bad:
     raise ValueError(f"{input_path}:{bad[0] + 1}: expected sent1<TAB>sent2.")
   return SentencePairs(name or os.path.basename(input_path), [pairs[i][0] for i in keep],
-                       [pairs[i][1] for i in keep], np.asarray([float(gold[i]) for i in keep]))
+                       [pairs[i][1] for i in keep],
+                       np.asarray([_score(gold_path, i + 1, gold[i], "one number per line") for i in keep]))
 
 
 def read_semeval_year(data_dir: str, year: int) -> list[SentencePairs]:
@@ -136,9 +150,10 @@ def stsb_path(data_dir: str | None, split: str) -> str:
 
 def read_stsb(data_dir: str | None, split: str) -> SentencePairs:
   """STS-B: tab-separated, the first 7 fields ``genre file year id score sent1 sent2`` (no quoting)."""
-  rows = [f for _, f in _tab_rows(stsb_path(data_dir, split), 7, "7 tab-separated fields")]
-  return SentencePairs(f"stsb/{split}", [f[5] for f in rows], [f[6] for f in rows],
-                       np.asarray([float(f[4]) for f in rows], np.float64))
+  path, expected = stsb_path(data_dir, split), "7 tab-separated fields, the 5th a score"
+  rows = list(_tab_rows(path, 7, expected))
+  return SentencePairs(f"stsb/{split}", [f[5] for _, f in rows], [f[6] for _, f in rows],
+                       np.asarray([_score(path, n, f[4], expected) for n, f in rows], np.float64))
 
 
 def read_sick(data_dir: str, split: str = "test") -> SentencePairs:
@@ -149,13 +164,17 @@ def read_sick(data_dir: str, split: str = "test") -> SentencePairs:
   path = os.path.join(data_dir, "sick2014", names[split])
   if not os.path.isfile(path):
     raise _missing(path, "sick")
+  _checks.check_utf8(path)
   with open(path, encoding="utf-8", newline="") as f:
-    rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+    rows = [(reader.line_num, r) for r in reader]
   need = {"sentence_A", "sentence_B", "relatedness_score"}
-  if rows and not need <= set(rows[0]):
-    raise ValueError(f"{path}: header lacks {sorted(need - set(rows[0]))}.")
-  return SentencePairs(f"sickr/{split}", [r["sentence_A"] for r in rows], [r["sentence_B"] for r in rows],
-                       np.asarray([float(r["relatedness_score"]) for r in rows], np.float64))
+  if rows and not need <= set(rows[0][1]):
+    raise ValueError(f"{path}: header lacks {sorted(need - set(rows[0][1]))}.")
+  expected = "a number in the relatedness_score column"
+  return SentencePairs(f"sickr/{split}", [r["sentence_A"] for _, r in rows], [r["sentence_B"] for _, r in rows],
+                       np.asarray([_score(path, n, r["relatedness_score"] or "", expected) for n, r in rows],
+                                  np.float64))
 
 
 def load_tasks(data_dir: str | None, tasks: Sequence[str] = TASKS) -> dict[str, SentencePairs]:

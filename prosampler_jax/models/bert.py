@@ -201,7 +201,6 @@ def load_pretrained(directory: str, *, pooling: str = "cls", mlp_only_train: boo
 
   ``dropout`` overrides both dropout rates of the checkpoint's config (SimCSE keeps 0.1).
   """
-  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
   check_checkpoint_dir(directory)
   config = BertConfig.from_json(os.path.join(directory, "config.json"))
   if dropout is not None:
@@ -210,9 +209,28 @@ def load_pretrained(directory: str, *, pooling: str = "cls", mlp_only_train: boo
   rngs = nnx.Rngs(seed)
   model = SentenceEncoder(BertEncoder(config, dtype=dtype, rngs=rngs), pooling=pooling,
                           mlp_only_train=mlp_only_train, dtype=dtype, rngs=rngs)
-  weights = _canonical_names(load_file(os.path.join(directory, "model.safetensors")))
+  weights = _canonical_names(read_weights(os.path.join(directory, "model.safetensors")))
   _assign(model.bert, weights)
   return model
+
+
+def read_weights(path: str) -> dict[str, np.ndarray]:
+  """Every tensor of a safetensors file; a damaged file (truncated, bad header) or a tensor with NaN or
+  infinite values is a ValueError naming the file and the tensor, before any model is built from it."""
+  import safetensors  # pylint: disable=g-import-not-at-top
+  from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
+  try:
+    weights = load_file(path)
+  except safetensors.SafetensorError as error:
+    raise ValueError(f"{path} is not a readable safetensors file ({error}); expected a complete Hugging "
+                     "Face model.safetensors: download it again.") from None
+  for name, value in weights.items():
+    if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+      bad = np.flatnonzero(~np.isfinite(value.reshape(-1)))
+      raise ValueError(f"{path}: tensor {name!r} has {bad.size} non-finite value(s) (first at flat index "
+                       f"{bad[0]}: {value.reshape(-1)[bad[0]]}); allowed: finite weights. The file is "
+                       "damaged, or it was saved from a diverged model.")
+  return weights
 
 
 def _canonical_names(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
