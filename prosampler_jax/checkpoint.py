@@ -21,6 +21,7 @@ trusted step with ``max_to_keep=1``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -41,6 +42,11 @@ _CHUNK = 1 << 22
 
 class CheckpointError(RuntimeError):
   """No intact checkpoint could be restored, or one step is damaged."""
+
+
+class CheckpointSaveError(CheckpointError):
+  """A step could not be written (full disk, lost mount, …); the message names the step, the path, the
+  cause and the last good step to resume from."""
 
 
 class Checkpointer:
@@ -73,6 +79,16 @@ class Checkpointer:
     returns fewer keys.
     """
     host = {k: np.asarray(v) for k, v in host.items() if np.size(v)} or {_NO_HOST: np.zeros(1, np.int8)}
+    try:
+      self._write(step, state, host, meta, config)
+    except Exception as error:  # orbax and TensorStore raise many kinds; one message says what it means
+      raise CheckpointSaveError(
+          f"step {step} could not be written to {self.step_path(step)}: {type(error).__name__}: {error}; "
+          f"{self._last_good(before=step)}") from error
+    self._delete_beyond_max_to_keep()
+
+  def _write(self, step: int, state: Any, host: dict[str, np.ndarray], meta: dict,
+             config: dict | None) -> None:
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state),
         host=ocp.args.StandardSave(host),
@@ -84,7 +100,15 @@ class Checkpointer:
       _write_json_atomically(os.path.join(path, CHECKSUM_FILE), _file_checksums(path))
     if jax.process_count() > 1:
       multihost_utils.sync_global_devices(f"checkpoint {step} verified")
-    self._delete_beyond_max_to_keep()
+
+  def _last_good(self, *, before: int) -> str:
+    """"the last good step is M (PATH)": the newest verified step before ``before``, or that none is."""
+    with contextlib.suppress(Exception):  # the directory itself may be what failed
+      self._manager.reload()
+      for step in reversed([s for s in self.all_steps() if s < before]):
+        if self.verify(step) is None:
+          return f"the last good step is {step} ({self.step_path(step)}): a rerun resumes from it"
+    return "no earlier step was saved: a rerun starts from step 0"
 
   def _delete_beyond_max_to_keep(self) -> None:
     """Deletes the oldest steps beyond ``max_to_keep``; called once the newest step is verified."""

@@ -14,12 +14,15 @@ Exit status: 0 finished, 1 an error, 130 interrupted by Ctrl-C, 143 preempted by
 two cases after saving the last finished step, so rerunning the same command resumes.
 """
 
+import sys
+
 import jax
 from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from prosampler_jax import checkpoint
 from prosampler_jax import distributed
 from prosampler_jax import lifecycle
 from prosampler_jax import run_log
@@ -49,6 +52,10 @@ def main(argv):
     except KeyboardInterrupt as interrupt:
       logging.warning("Interrupted: %s", interrupt)
       return lifecycle.EXIT_INTERRUPTED
+    except checkpoint.CheckpointError as error:  # its message says what happened and what to do
+      logging.info("Stopped on a checkpoint error.", exc_info=True)  # the traceback: the log file only
+      print(f"error: {error}", file=sys.stderr, flush=True)
+      return 1
   if results.get("stop_reason") == "preempted":
     return lifecycle.EXIT_PREEMPTED
   return 0

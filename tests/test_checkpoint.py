@@ -147,3 +147,29 @@ def test_a_save_killed_at_any_phase_leaves_a_verified_step_even_with_max_to_keep
   # The next save prunes back to one step, the newest.
   fresh.save(3, _state(3.0), HOST, {"digest": "d3", "window": [0, 3]}, {"seed": 3})
   assert fresh.all_steps() == [3] and fresh.verify(3) is None
+
+
+@pytest.mark.parametrize("phase", ["orbax_write", "checksums"])
+def test_a_failed_save_is_one_error_naming_step_path_cause_and_the_last_good_step(tmp_path, monkeypatch,
+                                                                                  phase):
+  ckpt = _saved(tmp_path, steps=(1, 2), max_to_keep=3)
+
+  def full_disk(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+  target = {"orbax_write": (ckpt._manager, "save"), "checksums": (checkpoint, "_write_json_atomically")}[phase]
+  monkeypatch.setattr(*target, full_disk)
+  with pytest.raises(checkpoint.CheckpointSaveError,
+                     match=rf"^step 3 could not be written to {tmp_path}/3: OSError: \[Errno 28\] No space left "
+                           rf"on device; the last good step is 2 \({tmp_path}/2\): a rerun resumes from it$"):
+    ckpt.save(3, _state(3.0), HOST, {"digest": "d3", "window": [0, 3]}, {"seed": 3})
+  monkeypatch.undo()
+  assert checkpoint.Checkpointer(str(tmp_path)).newest_intact_step() == 2
+
+
+def test_a_failed_first_save_says_a_rerun_starts_from_step_0(tmp_path, monkeypatch):
+  ckpt = checkpoint.Checkpointer(str(tmp_path))
+  monkeypatch.setattr(checkpoint, "_write_json_atomically", lambda *a: (_ for _ in ()).throw(OSError("EIO")))
+  with pytest.raises(checkpoint.CheckpointSaveError, match="step 1 could not be written.*EIO; no earlier step "
+                                                           "was saved: a rerun starts from step 0"):
+    ckpt.save(1, _state(1.0), HOST, {"digest": "d1", "window": [0, 1]}, {"seed": 1})

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -181,3 +182,30 @@ def test_b4_exit_statuses_sigterm_and_ctrl_c_save_and_an_error_in_warm_up_joins_
   status, log = _terminal(failing, tmp_path / "error")
   assert status == 1, log[-3000:]
   assert "TrainingDiverged: Training diverged at step 1" in log and "FATAL" not in log
+
+
+def test_a_failed_save_is_one_line_on_the_terminal_and_the_traceback_in_the_log(tmp_path):
+  """A full disk at the first checkpoint: rc 1, one 'error:' line naming the step, the path, the cause and
+  that a rerun starts from step 0; no traceback on the terminal (it is in train.log)."""
+  code = textwrap.dedent("""
+      import sys
+      from absl import app
+      from prosampler_jax import checkpoint, main
+
+      def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+      checkpoint._write_json_atomically = full_disk
+      app.run(main.main)
+      """)
+  args = [sys.executable, "-c", code, "--config=experiments/configs/simclr_digits.py",
+          f"--workdir={tmp_path}", "--config.num_epochs=1", "--config.batch_size=256", "--config.model.width=8",
+          "--config.model.projection_dim=16", "--config.checkpoint_steps=2", "--config.eval_every_epochs=0"]
+  result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 1, result.stderr[-3000:]
+  errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+  assert errors == [f"error: step 2 could not be written to {tmp_path}/checkpoints/2: OSError: [Errno 28] No "
+                    "space left on device; no earlier step was saved: a rerun starts from step 0"], result.stderr
+  assert "Traceback" not in result.stderr
+  with open(tmp_path / run_log.LOG_FILE, encoding="utf-8") as f:
+    assert "Traceback" in f.read()
