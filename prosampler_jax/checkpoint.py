@@ -175,7 +175,7 @@ class Checkpointer:
         return step
       reports.append(f"step {step} at {self.step_path(step)}: {problem}")
       logging.warning("Checkpoint step %d at %s is broken (%s); moved to %s.", step,
-                      self.step_path(step), problem, self._quarantine(step))
+                      self.step_path(step), problem, self.quarantine(step))
     if reports:
       raise CheckpointError(
           f"None of the {len(steps)} checkpoint(s) in {self.directory} is intact, so there is nothing "
@@ -190,7 +190,7 @@ class Checkpointer:
       raise CheckpointError(f"checkpoint step {step} at {self.step_path(step)} could not be read: "
                             f"{type(error).__name__}: {error}") from error
 
-  def _quarantine(self, step: int) -> str:
+  def quarantine(self, step: int) -> str:
     """Moves step ``step`` out of orbax's directory (process 0), keeping it for inspection."""
     target = os.path.join(f"{self.directory}_broken", str(step))
     if jax.process_index() == 0:

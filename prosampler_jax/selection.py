@@ -23,6 +23,7 @@ class BestModel:
     self.metric = metric
     self._fingerprint = fingerprint
     self._ckpt = checkpoint.Checkpointer(directory, max_to_keep=1) if metric else None
+    self.fallback: str | None = None  # why the last model was evaluated instead of the best, if it was
 
   def best(self, history: list[dict]) -> tuple[float, int] | None:
     """(value, step) of the best evaluation in ``history`` (the earliest on ties), or None."""
@@ -56,11 +57,19 @@ class BestModel:
       return state, None
     step = best[1]
     if step not in self._ckpt.all_steps():
-      logging.warning("The best %s was at step %d but %s holds steps %s; evaluating the last model.",
-                      self.metric, step, self._ckpt.directory, self._ckpt.all_steps())
-      return state, None
+      return self._fall_back(state, f"the best {self.metric} was at step {step} but "
+                                    f"{self._ckpt.directory} holds steps {self._ckpt.all_steps()}")
+    problem = self._ckpt.verify(step)
+    if problem is not None:  # moved aside like a damaged training step: no rerun is blocked by it
+      return self._fall_back(state, f"the best model (step {step}) in {self._ckpt.directory} is damaged "
+                                    f"({problem}) and was moved to {self._ckpt.quarantine(step)}")
     model, _, _ = self._ckpt.restore(step, checkpoint.abstract_like(model_only(state)))
     return state.replace(params=model["params"], model_state=model["model_state"]), step
+
+  def _fall_back(self, state: Any, reason: str) -> tuple[Any, None]:
+    self.fallback = reason + "; the last model was evaluated instead"
+    logging.warning("Model selection: %s.", self.fallback)
+    return state, None
 
   def close(self) -> None:
     if self._ckpt is not None:

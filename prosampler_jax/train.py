@@ -457,7 +457,8 @@ class _Run:
         and not self.best_model.metric):
       epochs[-1].update(final)  # the last epoch's monitor is the final evaluation
     selected = {} if not self.best_model.metric else {
-        "selection_metric": self.best_model.metric, "selected_step": selected_step or step}
+        "selection_metric": self.best_model.metric, "selected_step": selected_step or step,
+        **({"selection_fallback": self.best_model.fallback} if self.best_model.fallback else {})}
     config = self.config
     self.writer.scalars(step, {f"eval/{k}": v for k, v in final.items()})
     return {

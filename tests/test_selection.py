@@ -49,3 +49,20 @@ def test_tasks_without_a_selection_metric_are_evaluated_on_their_last_model(tmp_
   results = train.train_and_evaluate(config(), str(tmp_path), task=tiny_tasks.DigitVectorsTask())
   assert "selected_step" not in results
   assert not os.path.exists(tmp_path / "checkpoints_best")
+
+
+def test_a_damaged_best_model_is_moved_aside_and_the_rerun_finishes_on_the_last_model(tmp_path, task):
+  """A damaged checkpoints_best step no longer blocks every rerun: it is moved aside like a damaged
+  training step, and results.json says the last model was evaluated and why."""
+  first = train.train_and_evaluate(config(stop_after_steps=31), str(tmp_path), task=task)
+  assert first["stopped_early"]
+  best_dir = tmp_path / "checkpoints_best"
+  (best_step,) = checkpoint.Checkpointer(str(best_dir)).all_steps()
+  victim = max((p for p in (best_dir / str(best_step)).rglob("*") if p.is_file() and p.name != "checksums.json"),
+               key=lambda p: p.stat().st_size)
+  victim.write_bytes(victim.read_bytes()[:-7])  # truncated
+  results = train.train_and_evaluate(config(), str(tmp_path), task=task)
+  assert results["selected_step"] == results["steps"] == 44
+  assert results["selection_fallback"].startswith(f"the best model (step {best_step}) in {best_dir} is damaged")
+  assert "the last model was evaluated instead" in results["selection_fallback"]
+  assert os.path.isdir(tmp_path / "checkpoints_best_broken" / str(best_step))
