@@ -29,9 +29,14 @@ class TrainingDiverged(FloatingPointError):
 
 
 @jax.jit
-def _fold(first_bad: jax.Array, step: jax.Array, metrics: dict[str, jax.Array]) -> jax.Array:
+def _no_bad_step(step: jax.Array) -> jax.Array:
+  return step * 0 - 1  # computed from the step, so laid out like it: no value travels (full_like would)
+
+
+@jax.jit
+def _fold(first_bad: jax.Array, metrics: dict[str, jax.Array]) -> jax.Array:
   healthy = jnp.all(jnp.stack([jnp.isfinite(metrics[k]) for k in HEALTH_KEYS]))
-  return jnp.where((first_bad < 0) & ~healthy, step, first_bad)
+  return jnp.where((first_bad < 0) & ~healthy, metrics["step"], first_bad)
 
 
 class DivergenceMonitor:
@@ -43,15 +48,20 @@ class DivergenceMonitor:
 
   def __init__(self, *, advice: str, last_good):
     self._advice, self._last_good = advice, last_good
-    self.first_bad = jnp.int32(-1)  # device scalar: the first unhealthy step since the last check
+    # Device scalar: the first unhealthy step (-1: none); None until a step is recorded, then laid out
+    # like the steps' metrics, so folding a step in moves nothing between devices.
+    self.first_bad: jax.Array | None = None
     self._pending: list[tuple[int, dict[str, jax.Array]]] = []
     self._interval: list[dict[str, jax.Array]] = []  # every step since the last interval_means()
 
   def record(self, step: int, metrics: dict[str, jax.Array]) -> None:
-    """``metrics`` of the step that brought the run to ``step`` (device scalars; nothing syncs)."""
-    self.first_bad = _fold(self.first_bad, jnp.int32(step), {k: metrics[k] for k in HEALTH_KEYS})
+    """``metrics`` of the step that brought the run to ``step``: device scalars, among them ``"step"``
+    (that step number, as the train step returns it, so nothing moves between host and device here)."""
+    if self.first_bad is None:
+      self.first_bad = _no_bad_step(metrics["step"])
+    self.first_bad = _fold(self.first_bad, {k: metrics[k] for k in (*HEALTH_KEYS, "step")})
     self._pending.append((step, metrics))
-    self._interval.append(metrics)
+    self._interval.append({k: v for k, v in metrics.items() if k != "step"})
 
   def interval_means(self) -> dict[str, float]:
     """Each recorded metric's mean over the steps since the last call (the logging interval; checks in

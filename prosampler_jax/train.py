@@ -164,7 +164,8 @@ def make_train_step(graphdef: nnx.GraphDef, task, tx: optax.GradientTransformati
     new_state = write_bank_rows(state, index, rows).replace(
         step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state)
     # The three health figures of divergence.py; the parameter norm overflows once weights pass ~1e19.
-    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "param_norm": optax.tree.norm(params)}
+    metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "param_norm": optax.tree.norm(params),
+               "step": new_state.step}  # the divergence monitor's step number, already on device
     if bank_pair is not None:
       metrics["contrastive_accuracy"] = diagnostics.in_batch_accuracy(*bank_pair(rows))
     return new_state, metrics
@@ -510,7 +511,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
       first_bank_step=config.sampler.warmup_epochs * run.steps_per_epoch, current_step=step,
       total_steps=total_steps)))
   run.start(step)
-  with signals:
+  with signals, jax.transfer_guard(config.get("transfer_guard", "allow")):
     try:  # the feeder's threads start in here and are joined on every way out
       if run.feeder.warmup_ahead(step):
         run.feeder.precompile(state.bank)
@@ -530,7 +531,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
         if epoch_end:
           jax.block_until_ready(state.step)
           record = {"event": "epoch", "epoch": step // run.steps_per_epoch, "step": step, **clock.lap(step)}
-        with clock.paused():
+        with clock.paused(), jax.transfer_guard("allow"):  # the task's evaluation: not the step's path
           evaluation = run.monitor_evaluation(state, step) if run.monitor_due(step) else {}
         if epoch_end:
           run.history.append({**record, **evaluation})
@@ -542,7 +543,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
           # first, so that only the checkpoint's own writing is left out of the clock.
           jax.block_until_ready(state)
           run.feeder.wait_pending()
-          with clock.paused():
+          with clock.paused(), jax.transfer_guard("allow"):
             run.save(state, step)
         if stop_reason:
           logging.warning("Stopping after step %d (%s); saved under %s.", step, stop_reason, run.ckpt_dir)

@@ -7,9 +7,9 @@ import pytest
 from prosampler_jax import divergence
 
 
-def _metrics(loss=1.0, grad_norm=2.0, param_norm=3.0):
+def _metrics(step, loss=1.0, grad_norm=2.0, param_norm=3.0):
   return {"loss": jnp.float32(loss), "grad_norm": jnp.float32(grad_norm),
-          "param_norm": jnp.float32(param_norm)}
+          "param_norm": jnp.float32(param_norm), "step": jnp.int32(step)}
 
 
 def _monitor():
@@ -20,16 +20,16 @@ def test_healthy_steps_return_the_last_loss_and_are_forgotten():
   monitor = _monitor()
   assert monitor.check() is None
   for step in (1, 2, 3):
-    monitor.record(step, _metrics(loss=float(step)))
+    monitor.record(step, _metrics(step, loss=float(step)))
   assert monitor.check() == 3.0 and int(monitor.first_bad) == -1
 
 
 @pytest.mark.parametrize("bad", [{"loss": np.nan}, {"grad_norm": np.inf}, {"param_norm": np.inf}])
 def test_the_first_unhealthy_step_is_named_with_its_figures_and_the_last_good_checkpoint(bad):
   monitor = _monitor()
-  monitor.record(5, _metrics())
-  monitor.record(6, _metrics(**bad))
-  monitor.record(7, _metrics(loss=np.nan, grad_norm=np.nan, param_norm=np.nan))
+  monitor.record(5, _metrics(5))
+  monitor.record(6, _metrics(6, **bad))
+  monitor.record(7, _metrics(7, loss=np.nan, grad_norm=np.nan, param_norm=np.nan))
   assert int(monitor.first_bad) == 6  # a device scalar the sampler thread can read
   with pytest.raises(divergence.TrainingDiverged, match="diverged at step 6: ") as error:
     monitor.check()
@@ -43,10 +43,11 @@ def test_interval_means_average_every_step_since_the_last_log_across_checks():
   monitor = _monitor()
   assert monitor.interval_means() == {}
   for step, loss in ((1, 1.0), (2, 2.0)):
-    monitor.record(step, {**_metrics(loss=loss), "contrastive_accuracy": jnp.float32(step / 4)})
+    monitor.record(step, {**_metrics(step, loss=loss), "contrastive_accuracy": jnp.float32(step / 4)})
   assert monitor.check() == 2.0  # e.g. a checkpoint between two logs
-  monitor.record(3, {**_metrics(loss=6.0), "contrastive_accuracy": jnp.float32(0.75)})
+  monitor.record(3, {**_metrics(3, loss=6.0), "contrastive_accuracy": jnp.float32(0.75)})
   monitor.check()
   means = monitor.interval_means()
   assert means["loss"] == pytest.approx(3.0) and means["contrastive_accuracy"] == pytest.approx(0.5)
   assert means["grad_norm"] == pytest.approx(2.0) and monitor.interval_means() == {}
+  assert "step" not in means  # the step number is not a metric to average

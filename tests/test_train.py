@@ -194,7 +194,9 @@ def test_sharded_step_matches_one_device_and_moves_no_images_between_devices():
 
 @pytest.mark.parametrize("sampler", ["uniform", "proximity", "knn", "tail"])
 def test_end_to_end_each_sampler(tmp_path, sampler):
-  results = train.train_and_evaluate(tiny_config(**{"sampler.name": sampler}), str(tmp_path))
+  # transfer_guard: an implicit host<->device transfer anywhere on the steps' path fails the run.
+  results = train.train_and_evaluate(tiny_config(**{"sampler.name": sampler, "transfer_guard": "disallow"}),
+                                     str(tmp_path))
   assert results["sampler"] == sampler and results["steps"] == 10
   assert results["knn_accuracy"] > 0.2 and results["linear_accuracy"] > 0.2  # chance is 0.1
   # Both post-warm-up windows, (1, 0) and (1, 1), were sampled from a bank training had fully written.
@@ -399,7 +401,7 @@ def test_an_exception_still_closes_the_checkpointer_the_best_model_keeper_and_th
 
 
 def test_a_dropout_model_trains_end_to_end(tmp_path, vector_task):
-  config = tiny_tasks.tiny_loop_config(**{"num_epochs": 3})
+  config = tiny_tasks.tiny_loop_config(**{"num_epochs": 3, "transfer_guard": "disallow"})
   results = train.train_and_evaluate(config, str(tmp_path), task=vector_task)
   assert results["steps"] == 66 and results["knn_accuracy"] > 0.5
   # The loss of one fixed batch (fixed dropout key) falls from the initial to the trained parameters.
@@ -443,6 +445,7 @@ def test_tfds_dataset_end_to_end_with_mock_data(tmp_path):
     ("bank_sharding", "rows", "config.bank_sharding='rows'.*'replicated', 'data'"),
     ("loss.false_negative_margin", 0.0, r"config.loss.false_negative_margin=0 is out of range"),
     ("loss_gap_scores", -1, r"config.loss_gap_scores=-1 is out of range"),
+    ("transfer_guard", "off", r"config.transfer_guard='off'.*'allow', 'log', 'disallow'"),
 ])
 def test_bad_config_values(tmp_path, key, value, match):
   with pytest.raises(ValueError, match=match):

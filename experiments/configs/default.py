@@ -103,4 +103,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.stop_after_steps = 0         # >0: leave after this many steps in this process (resume later)
   config.profile_steps = 0            # >0: a jax.profiler trace of this many steps into WORKDIR/profile,
                                       # from the first window sampled from the bank
+  # The loop's implicit host<->device transfers (jax.transfer_guard): allow | log (each one logged, with
+  # its source) | disallow (each one an error). The loop itself makes none: every transfer is explicit.
+  config.transfer_guard = "allow"
   return config
