@@ -25,6 +25,7 @@ from ml_collections import config_flags
 from prosampler_jax import checkpoint
 from prosampler_jax import distributed
 from prosampler_jax import lifecycle
+from prosampler_jax import run_config
 from prosampler_jax import run_log
 from prosampler_jax import train
 
@@ -39,9 +40,20 @@ _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-process runs: this
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def override_keys(argv: list[str]) -> list[str]:
+  """The dotted config keys set on the command line (``--config.sampler.name=tail`` → sampler.name)."""
+  prefix = f"--{_CONFIG.name}."
+  return [arg[len(prefix):].split("=", 1)[0] for arg in argv if arg.startswith(prefix)]
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  try:
+    run_config.check_overrides_read(_CONFIG.value, override_keys(sys.argv))
+  except ValueError as error:  # before anything starts: one line, the usage-error status
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    return 2
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   with run_log.to_file(_WORKDIR.value, process_index=jax.process_index()) as log_path:
     logging.info("JAX process %d/%d, local devices: %s", jax.process_index(), jax.process_count(),

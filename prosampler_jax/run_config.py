@@ -85,6 +85,30 @@ def make_sampler(config: ml_collections.ConfigDict, num_examples: int) -> sample
     raise ValueError(prefix + message) from None
 
 
+# config.sampler keys the loop reads whatever the sampler; every other key there is one sampler's argument.
+LOOP_SAMPLER_KEYS = ("name", "refresh_steps", "warmup_epochs", "lookahead_steps")
+
+
+def unread_keys(config: ml_collections.ConfigDict) -> list[str]:
+  """The dotted ``sampler.*`` keys this run never reads: the arguments of samplers other than
+  ``config.sampler.name``. Changing one changes the config, not the run (a sweep axis M over Tail Batch
+  Sampling would train one model under several names), so sweeps and the command line refuse that."""
+  accepted = {*samplers.keyword_arguments(config.sampler.name), *LOOP_SAMPLER_KEYS}
+  return sorted(f"sampler.{key}" for key in config.sampler if key not in accepted)
+
+
+def check_overrides_read(config: ml_collections.ConfigDict, keys) -> None:
+  """Refuses overrides (dotted keys, e.g. from ``--config.sampler.num_candidates=500``) that the run
+  would not read, naming them, the sampler and the keys it does read."""
+  unread = sorted(set(unread_keys(config)) & set(keys))
+  if unread:
+    name = config.sampler.name
+    reads = [k for k in (*samplers.keyword_arguments(name), *LOOP_SAMPLER_KEYS[1:]) if k in config.sampler]
+    raise ValueError(f"{', '.join('config.' + k for k in unread)} would change nothing: sampler {name!r} "
+                     f"does not read {'it' if len(unread) == 1 else 'them'}; allowed for {name!r}: "
+                     f"{', '.join('config.sampler.' + k for k in reads)}.")
+
+
 def flatten(config: ml_collections.ConfigDict | dict, prefix: str = "") -> dict[str, Any]:
   """``{"sampler.name": "tail", …}``: one dotted key per leaf; tuples become lists (as in JSON)."""
   items = config.items() if isinstance(config, dict) else config.to_dict().items()

@@ -59,6 +59,12 @@ def test_expand_and_names():
            "seeds": [0]}
   with pytest.raises(ValueError, match="give the same config"):
     runner.run_sweep("twice", twice, str(os.path.join(REPO, "runs", "never")), print_commands=True)
+  # An axis the point's sampler does not read makes "distinct" configs that train one model.
+  inert = {"config": SPEC["config"], "grid": [{"sampler": ["tail"], "M": [20, 50]}], "seeds": [0]}
+  with pytest.raises(ValueError, match=r"'sampler=tail,M=20,seed=0' and 'sampler=tail,M=50,seed=0' train the "
+                                       r"same model: they differ only in sampler.num_candidates, which "
+                                       r"sampler 'tail' does not read"):
+    runner.run_sweep("inert", inert, str(os.path.join(REPO, "runs", "never")), print_commands=True)
 
 
 def test_every_ready_made_sweep_builds_valid_configs():

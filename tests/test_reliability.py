@@ -209,3 +209,15 @@ def test_a_failed_save_is_one_line_on_the_terminal_and_the_traceback_in_the_log(
   assert "Traceback" not in result.stderr
   with open(tmp_path / run_log.LOG_FILE, encoding="utf-8") as f:
     assert "Traceback" in f.read()
+
+
+def test_a_command_line_override_the_sampler_does_not_read_is_refused_before_anything_runs(tmp_path):
+  args = [sys.executable, "-m", "prosampler_jax.main", "--config=experiments/configs/simclr_digits.py",
+          f"--workdir={tmp_path / 'run'}", "--config.sampler.name=tail", "--config.sampler.num_candidates=5"]
+  result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 2, result.stderr[-3000:]
+  assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+      "error: config.sampler.num_candidates would change nothing: sampler 'tail' does not read it; allowed "
+      "for 'tail': config.sampler.quantile, config.sampler.max_neighbors, config.sampler.graph, "
+      "config.sampler.refresh_steps, config.sampler.warmup_epochs, config.sampler.lookahead_steps."]
+  assert not os.path.exists(tmp_path / "run" / "checkpoints")

@@ -137,3 +137,21 @@ def test_full_scale_configs_keep_a_bf16_bank_split_over_the_devices(name):
   """Their float32 replicated banks are 1.3–5.9 GB on every device (experiments/bench/bank_memory.py)."""
   config = importlib.import_module(f"experiments.configs.{name}").get_config()
   assert (config.bank_dtype, config.bank_sharding) == ("bfloat16", "data")
+
+
+def test_keys_the_sampler_does_not_read_are_named_and_refused_as_overrides():
+  config = simclr_digits.get_config()
+  config.sampler.name = "tail"
+  unread = run_config.unread_keys(config)
+  assert "sampler.num_candidates" in unread and "sampler.restart_prob" in unread
+  assert not {"sampler.quantile", "sampler.max_neighbors", "sampler.graph", "sampler.refresh_steps",
+              "sampler.warmup_epochs", "sampler.lookahead_steps", "sampler.name"} & set(unread)
+  run_config.check_overrides_read(config, ["sampler.name", "sampler.quantile", "num_epochs"])
+  with pytest.raises(ValueError, match=r"config.sampler.num_candidates would change nothing: sampler 'tail' "
+                                       r"does not read it; allowed for 'tail': .*config.sampler.quantile"):
+    run_config.check_overrides_read(config, ["sampler.name", "sampler.num_candidates"])
+  config.sampler.name = "proximity"
+  run_config.check_overrides_read(config, ["sampler.num_candidates", "sampler.restart_prob"])
+  assert "sampler.quantile" in run_config.unread_keys(config)
+  config.sampler.name = "uniform"
+  assert "sampler.num_neighbors" in run_config.unread_keys(config)

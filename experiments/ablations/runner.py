@@ -121,15 +121,26 @@ def refused_changes(results: dict | None, config: ml_collections.ConfigDict
 
 
 def check_distinct(points: list[dict], configs: list[ml_collections.ConfigDict]) -> None:
-  """Two grid points that resolve to the same config would train the same run twice: refuse them."""
-  seen: dict[str, str] = {}
+  """Two grid points that train the same run would run it twice under two names: refuse them. Points
+  are compared on what the run reads: keys the point's sampler ignores (``run_config.unread_keys``) are
+  left out, so an axis M over Tail Batch Sampling is refused, not run as several "distinct" runs."""
+  seen: dict[str, tuple[str, dict]] = {}
   for point, config in zip(points, configs):
-    key = _config_key(config.to_dict())
+    flat = run_config.flatten(config)
+    unread = set(run_config.unread_keys(config))
+    key = _config_key({k: v for k, v in flat.items() if k not in unread})
     if key in seen:
-      raise ValueError(f"grid points {seen[key]!r} and {run_name(point)!r} give the same config (an axis "
+      first, first_flat = seen[key]
+      ignored = sorted(k for k in flat if flat[k] != first_flat.get(k))
+      if ignored:
+        raise ValueError(f"grid points {first!r} and {run_name(point)!r} train the same model: they differ "
+                         f"only in {', '.join(ignored)}, which sampler {config.sampler.name!r} does not read; "
+                         "allowed: grids that vary only what the point's sampler reads (move that axis to "
+                         "a sub-grid of the samplers that read it).")
+      raise ValueError(f"grid points {first!r} and {run_name(point)!r} give the same config (an axis "
                        "set to its default); allowed: grids whose points differ, e.g. name the default "
                        "value in every sub-grid that varies its neighbours.")
-    seen[key] = run_name(point)
+    seen[key] = (run_name(point), flat)
 
 
 def launch_command(spec: dict, point: dict, workdir: str) -> str:

@@ -45,4 +45,5 @@ def make_sampler(name: str, num_examples: int, batch_size: int, **kwargs) -> Bat
 
 
 __all__ = ["BatchSampler", "ClusterSampler", "KnnSampler", "PartitionSampler", "ProximitySampler",
-           "SAMPLERS", "TailSampler", "UniformSampler", "keyword_arguments", "make_sampler"]
+           "SAMPLERS", "TailSampler", "UniformSampler", "keyword_arguments", "make_sampler",
+           "sampler_input"]
