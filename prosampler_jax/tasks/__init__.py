@@ -25,9 +25,11 @@ class Task(Protocol):
   num_examples: int                   # N: items the sampler draws batches from
   pretrain_labels: np.ndarray | None  # their labels, for false-negative diagnostics, or None
   bank_dim: int                       # width of one bank row
+  # A key of ``evaluate``'s result (higher is better): the final evaluation then uses the model of the
+  # monitor evaluation where it peaked (selection.py). None, the default (also for a task without the
+  # attribute): the last model.
+  selection_metric: str | None = None
 
-  # Optional: ``selection_metric: str`` (a key of ``evaluate``'s result, higher is better). The loop then
-  # gives the final evaluation the model of the monitor evaluation where it peaked (selection.py).
   # Optional: ``bank_pair(bank) -> (x, y)``, each item's two sides (for a two-view bank, its halves). The
   # feeder then logs Tail Batch Sampling's loss gap (and, with a margin, the share of negatives the loss
   # drops) for every window (diagnostics.batch_stats).
@@ -53,8 +55,11 @@ class Task(Protocol):
     ``axis_name``; this shard's bank rows ``[B_local, bank_dim]``, L2-normalised)."""
 
   def sampler_view(self, bank: jax.Array) -> jax.Array | tuple[jax.Array, jax.Array]:
-    """What the sampler sees: the bank, or its (x, y) halves for paired data (Tail Batch Sampling).
-    ``bank`` is the feeder's device snapshot (``parallel.device_snapshot``): slice it, do not copy it."""
+    """The bank's layout for a sampler that reads pairs (Tail Batch Sampling; ``reads_pairs``): its
+    (x, y) halves for paired data, or the bank itself when its rows are not pairs. The task never asks
+    which sampler runs: the feeder calls this only for samplers that read pairs, the others read the
+    rows. ``bank`` is the feeder's device snapshot (``parallel.device_snapshot``): slice it, do not
+    copy it."""
 
   def evaluate(self, encode: Callable[..., dict[str, np.ndarray]], *, final: bool) -> dict[str, float]:
     """Frozen-encoder metrics. ``encode(batches)`` takes this process's evaluation batches
