@@ -35,10 +35,11 @@ from prosampler_jax import tasks
 #    checkpoints; they never change what is trained. (The monitor's cadence may: it selects the model a
 #    task with a selection_metric is finally evaluated on.)
 # data_reader and bank_sharding change how items are read and where the bank lives, not what is trained;
-# loss_gap_scores, profile_steps and transfer_guard only what is logged, traced or checked.
+# loss_gap_scores, profile_steps and transfer_guard only what is logged, traced or checked;
+# checkpoint_async only when a checkpoint is written.
 RESUMABLE_KEYS = ("num_epochs", "data_dir", "data_reader", "bank_sharding", "log_every_steps",
                   "checkpoint_steps", "keep_checkpoints", "stop_after_steps", "loss_gap_scores",
-                  "profile_steps", "transfer_guard")
+                  "profile_steps", "transfer_guard", "checkpoint_async")
 TRANSFER_GUARDS = ("allow", "log", "disallow")
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -61,6 +62,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _checks.check_choice("config.bank_dtype", config.bank_dtype, BANK_DTYPES)
   _checks.check_choice("config.bank_sharding", config.bank_sharding, parallel.BANK_SHARDINGS)
   _checks.check_choice("config.transfer_guard", config.get("transfer_guard", "allow"), TRANSFER_GUARDS)
+  _checks.check_choice("config.checkpoint_async", config.get("checkpoint_async", True), (True, False))
   if "model" in config and "dtype" in config.model:
     _checks.check_choice("config.model.dtype", config.model.dtype, DTYPES)
   optim.validate(config)

@@ -327,7 +327,8 @@ class _Run:
         seed=config.seed)
     self.ckpt_dir = os.path.join(workdir, "checkpoints")
     self.ckpt = resources.enter_context(contextlib.closing(
-        checkpoint.Checkpointer(self.ckpt_dir, max_to_keep=config.keep_checkpoints)))
+        checkpoint.Checkpointer(self.ckpt_dir, max_to_keep=config.keep_checkpoints,
+                                asynchronous=config.get("checkpoint_async", True))))
     self.data = run_config.data_fingerprint(task)
     self.fingerprint = {**run_config.flatten(config), **self.data}
     self.writer = resources.enter_context(contextlib.closing(_SummaryWriter(workdir)))

@@ -114,7 +114,8 @@ def test_the_step_reports_the_in_batch_accuracy_of_its_rows_when_the_bank_holds_
   assert float(metrics["contrastive_accuracy"]) == pytest.approx(want)
   _, plain = train.make_train_step(graphdef, vector_task, tx, mesh)(
       make_state(vector_task, config, mesh)[2], *one_batch(vector_task, mesh, np.arange(64)))
-  assert "contrastive_accuracy" not in plain and set(plain) == {"loss", "grad_norm", "param_norm"}
+  assert "contrastive_accuracy" not in plain and set(plain) == {"loss", "grad_norm", "param_norm", "step"}
+  assert int(plain["step"]) == 1  # the step number the divergence monitor folds in, on device
 
 
 def test_dropout_masks_differ_between_the_two_passes_and_come_from_seed_and_step(vector_task):

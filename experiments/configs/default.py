@@ -100,6 +100,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.log_every_steps = 50
   config.checkpoint_steps = 1000
   config.keep_checkpoints = 3
+  config.checkpoint_async = True      # write and hash checkpoints in the background (off the step's path)
   config.stop_after_steps = 0         # >0: leave after this many steps in this process (resume later)
   config.profile_steps = 0            # >0: a jax.profiler trace of this many steps into WORKDIR/profile,
                                       # from the first window sampled from the bank
