@@ -52,8 +52,10 @@ def test_knn_random_labels_are_at_chance():
   assert abs(accuracy - 0.25) < 0.06  # 4 binomial standard deviations at n = 1000
 
 
-@pytest.mark.parametrize("k, temperature, chunk_size", [(1, 0.5, 1024), (7, 0.1, 13), (50, 2.0, 64)])
-def test_knn_matches_brute_force(k, temperature, chunk_size):
+@pytest.mark.parametrize("k, temperature, chunk_size, train_chunk_size", [
+    (1, 0.5, 1024, 65536), (7, 0.1, 13, 7), (50, 2.0, 64, 13), (20, 0.5, 70, 1)])
+def test_knn_matches_brute_force(k, temperature, chunk_size, train_chunk_size):
+  """Also with the train set streamed in chunks smaller than k (the running top-k merges them)."""
   rng = np.random.default_rng(k)
   train_x, test_x = rng.normal(size=(90, 6)), rng.normal(size=(70, 6))
   train_y = rng.integers(-1, 5, 90)  # includes unlabeled items (-1)
@@ -61,10 +63,23 @@ def test_knn_matches_brute_force(k, temperature, chunk_size):
                                           temperature=temperature)
   # Labelling the test items with the reference predictions makes accuracy 1.0 iff every one agrees.
   assert weighted_knn_accuracy(train_x, train_y, test_x, expected, num_classes=5, k=k,
-                               temperature=temperature, chunk_size=chunk_size) == 1.0
+                               temperature=temperature, chunk_size=chunk_size,
+                               train_chunk_size=train_chunk_size) == 1.0
   wrong = (expected + 1) % 5
   assert weighted_knn_accuracy(train_x, train_y, test_x, wrong, num_classes=5, k=k,
-                               temperature=temperature, chunk_size=chunk_size) == 0.0
+                               temperature=temperature, chunk_size=chunk_size,
+                               train_chunk_size=train_chunk_size) == 0.0
+
+
+@pytest.mark.parametrize("train_chunk_size", [1, 2, 65536])
+def test_knn_ties_go_to_the_lower_train_index_whatever_the_chunks(train_chunk_size):
+  """Two identical train items with different labels: one global top-1 keeps the first; so must the
+  merge of chunks."""
+  train_x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]], np.float32)
+  train_y = np.array([2, 0, 1])
+  test_x = np.array([[1.0, 0.1], [2.0, 0.3]], np.float32)
+  assert weighted_knn_accuracy(train_x, train_y, test_x, np.array([2, 2]), num_classes=3, k=1,
+                               train_chunk_size=train_chunk_size) == 1.0
 
 
 def test_knn_ignores_unlabeled_train_items():
