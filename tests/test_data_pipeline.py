@@ -191,3 +191,23 @@ def test_rejects_bad_arguments(source, batches):
     pipeline.eval_dataset(source, batch_size=0)
   with pytest.raises(ValueError, match="source"):
     pipeline.eval_dataset(source.images, batch_size=4)
+
+
+@pytest.mark.parametrize("encoded", [False, True])
+def test_each_process_reads_only_its_rows_of_each_evaluation_batch(source, encoded):
+  """Process p of P gets exactly columns [p·B/P, (p+1)·B/P) of every batch the whole pipeline yields,
+  and only those rows are read and decoded (its batches are B/P long)."""
+  data = _encoded_source() if encoded else source
+  batch_size = 4
+  whole = list(pipeline.eval_dataset(data, batch_size=batch_size).as_numpy_iterator())
+  for process in (0, 1):
+    part = list(pipeline.eval_dataset(data, batch_size=batch_size, process_index=process,
+                                      process_count=2).as_numpy_iterator())
+    assert len(part) == len(whole)
+    for mine, full in zip(part, whole):
+      columns = slice(2 * process, 2 * process + 2)
+      assert mine["image"].shape[0] == 2
+      for key in ("image", "label", "mask"):
+        np.testing.assert_array_equal(mine[key], full[key][columns])
+  with pytest.raises(ValueError, match="batch_size=4 does not split over 3 processes"):
+    pipeline.eval_dataset(data, batch_size=4, process_count=3)

@@ -298,6 +298,23 @@ def test_simclr_views_travel_as_uint8_and_are_normalised_on_the_device():
   np.testing.assert_allclose(got[1], want[:, 1], rtol=1e-4, atol=1e-5)
 
 
+def test_simclr_evaluation_batches_hold_only_this_processs_rows(monkeypatch):
+  """With 2 processes each reads (and decodes) only its half of every evaluation batch, with the same
+  item indices, labels and pixels as those columns of the one-process batch."""
+  task = tasks.make_task(tiny_config())
+  whole = list(task._eval_batches("test"))
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  for process in (0, 1):
+    monkeypatch.setattr(jax, "process_index", lambda process=process: process)
+    part = list(task._eval_batches("test"))
+    assert len(part) == len(whole)
+    for mine, full in zip(part, whole):
+      half = full["index"].shape[0] // 2
+      columns = slice(process * half, (process + 1) * half)
+      for key in ("index", "label", "inputs"):
+        np.testing.assert_array_equal(mine[key], full[key][columns])
+
+
 def test_fill_encodes_exactly_the_unwritten_rows_with_whole_distinct_rows(vector_task):
   mesh = parallel.make_data_mesh()
   config = tiny_tasks.tiny_loop_config()

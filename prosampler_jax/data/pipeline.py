@@ -71,22 +71,33 @@ def pretrain_dataset(source: images_lib.ImageSource, batches, *, seed: int, wind
   return ds.with_options(_deterministic_options())
 
 
-def eval_dataset(source: images_lib.ImageSource, *, batch_size: int) -> tf.data.Dataset:
-  """The whole source in order, un-augmented, in batches padded to ``batch_size`` with ``mask`` False.
+def eval_dataset(source: images_lib.ImageSource, *, batch_size: int, process_index: int = 0,
+                 process_count: int = 1) -> tf.data.Dataset:
+  """The whole source in order, un-augmented, in batches padded to ``batch_size`` with ``mask`` False:
+  this process's rows of each batch (columns ``[p·B/P, (p+1)·B/P)``), so each host reads and decodes
+  only its share.
 
-  Yields ``{"image": float32 [batch_size, H, W, C] normalised, "label": int32 (-1 on padding),
-  "mask": bool}``. Encoded images: shorter side resized to 256/224·H, then a centre crop to (H, W).
+  Yields ``{"image": float32 [batch_size / process_count, H, W, C] normalised, "label": int32 (-1 on
+  padding), "mask": bool}``. Encoded images: shorter side resized to 256/224·H, then a centre crop to (H, W).
   """
   if not isinstance(source, images_lib.ImageSource):
     raise ValueError(f"source must be an ImageSource, got {type(source).__name__}.")
   batch_size = _checks.check_int("batch_size", batch_size, low=1)
+  process_count = _checks.check_int("process_count", process_count, low=1)
+  process_index = _checks.check_int("process_index", process_index, low=0, high=process_count - 1)
+  if batch_size % process_count:
+    raise ValueError(f"batch_size={batch_size} does not split over {process_count} processes; allowed: a "
+                     "multiple of the process count.")
   images_lib.hide_gpus_from_tensorflow()
   num_items = len(source)
   num_padded = -(-num_items // batch_size) * batch_size
-  index = np.arange(num_padded, dtype=np.int32)
+  local = batch_size // process_count
+  index = np.arange(num_padded, dtype=np.int32).reshape(-1, batch_size)
+  index = index[:, process_index * local:(process_index + 1) * local].reshape(-1)
   mask = index < num_items
   index[~mask] = 0
   labels = np.where(mask, source.labels[index], -1).astype(np.int32)
+  batch_size = local  # from here on: the batches this process reads
   height, width, _ = source.image_shape
   resize = not source.encoded and tuple(source.images.shape[1:3]) != (height, width)
   mean, std = _normalizer(source)

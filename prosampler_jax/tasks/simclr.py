@@ -77,15 +77,17 @@ class SimCLRTask:
             for e in elements)
 
   def _eval_batches(self, split: str) -> Iterator[dict[str, np.ndarray]]:
-    """This process's rows of each un-augmented evaluation batch, with item indices and labels."""
+    """This process's rows of each un-augmented evaluation batch, with item indices and labels; the
+    pipeline reads and decodes only those rows."""
     batch_size = self._config.eval_batch_size
     local = batch_size // jax.process_count()
-    rows = slice(jax.process_index() * local, (jax.process_index() + 1) * local)
-    dataset = self._data.eval_dataset(self._sources[split], batch_size=batch_size)
+    first = jax.process_index() * local
+    dataset = self._data.eval_dataset(self._sources[split], batch_size=batch_size,
+                                      process_index=jax.process_index(),
+                                      process_count=jax.process_count())
     for number, element in enumerate(dataset.as_numpy_iterator()):
-      index = np.where(element["mask"], number * batch_size + np.arange(batch_size), -1)
-      yield {"inputs": element["image"][rows], "index": index[rows].astype(np.int32),
-             "label": element["label"][rows]}
+      index = np.where(element["mask"], number * batch_size + first + np.arange(local), -1)
+      yield {"inputs": element["image"], "index": index.astype(np.int32), "label": element["label"]}
 
   # -- model and loss --------------------------------------------------------------------------------
 
