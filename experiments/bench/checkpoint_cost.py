@@ -40,7 +40,7 @@ def measure(n: int, dim: int, bank_dtype: str, params_mib: int, saves: int, dire
 
   key = jax.random.key(0)
   state = {"params": jax.random.normal(key, (params_mib * 2**18,), jnp.float32),
-           "bank": jax.random.normal(key, (n, dim), jnp.float32).astype(bank_dtype),
+           "bank": jax.random.normal(key, (n, dim), bank_dtype),
            "step": jnp.int32(0)}
   jax.block_until_ready(state)
   host, meta = {"order": np.arange(n, dtype=np.int32)}, {"history": [{"event": "epoch", "epoch": 1}]}
