@@ -35,6 +35,7 @@ import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
 
+from prosampler_jax import _checks
 from prosampler_jax import diagnostics
 from prosampler_jax import divergence
 from prosampler_jax import parallel
@@ -83,10 +84,23 @@ class WindowSchedule:
     return epoch * self.windows_per_epoch + window
 
 
-def _float32_snapshot(bank: jax.Array) -> jax.Array:
-  """``parallel.device_snapshot`` of ``bank`` as float32, converted once on that device: the sampler
-  and the batch statistics both read this copy, so a bfloat16 bank costs one float32 copy, not two."""
-  return parallel.device_snapshot(bank).astype(np.float32)
+# What of each bank row the sampler reads: the whole row, or only the first of a two-view task's views
+# (half the sampler's float32 copy and half its reads; SimCSE's views are two dropout passes of one
+# sentence). config.sampler.bank_view.
+BANK_VIEWS = ("rows", "first_view")
+
+
+def check_bank_view(bank_view: str, *, reads_pairs: bool, two_views: bool = True) -> str:
+  """``bank_view`` if the sampler (``reads_pairs``) and the task (``two_views``: rows hold two views) can
+  use it, else a ValueError naming config.sampler.bank_view and what is allowed."""
+  _checks.check_choice("config.sampler.bank_view", bank_view, BANK_VIEWS)
+  if bank_view == "first_view" and not two_views:
+    raise ValueError("config.sampler.bank_view='first_view' needs a task whose bank rows hold two views "
+                     "(a bank_pair); this one's do not. allowed: 'rows'.")
+  if bank_view == "first_view" and reads_pairs:
+    raise ValueError("config.sampler.bank_view='first_view' leaves a sampler that reads pairs (Tail Batch "
+                     "Sampling) no pair to read; allowed with it: 'rows'.")
+  return bank_view
 
 
 class BatchFeeder:
@@ -100,8 +114,10 @@ class BatchFeeder:
   def __init__(self, task, sampler, schedule: WindowSchedule, mesh, *, warmup_epochs: int,
                lookahead_steps: int, total_steps: int, temperature: float | None = None,
                false_negative_margin: float | None = None, loss_gap_scores: int | None = None,
-               seed: int = 0):
+               seed: int = 0, bank_view: str = "rows"):
     self._task, self._sampler, self._schedule, self._mesh = task, sampler, schedule, mesh
+    self._bank_view = check_bank_view(bank_view, reads_pairs=sampler.reads_pairs,
+                                      two_views=getattr(task, "bank_pair", None) is not None)
     # What the window statistics need beyond the bank: the loss's temperature (loss gap) and margin.
     self._loss_options = {"temperature": temperature, "false_negative_margin": false_negative_margin,
                           "loss_gap_scores": loss_gap_scores, "seed": seed}
@@ -163,7 +179,7 @@ class BatchFeeder:
     if self._pending is not None:
       raise RuntimeError(f"window {self._pending[0]} is still pending; submit {window} after it is used.")
     # The train step donates the bank: copy it now, on the device.
-    snapshot = None if bank is None else _float32_snapshot(bank)
+    snapshot = None if bank is None else self._snapshot(bank)
     freshness = dict(freshness or {})
     job = lambda: self._sample(*window, snapshot, freshness, first_bad_step)
     self._pending = (tuple(window), self._executor.submit(job))
@@ -186,6 +202,15 @@ class BatchFeeder:
       stats["sampler_seconds"] = time.perf_counter() - start
     return batches, stats, self._pipeline(epoch, window, batches, start_batch=0)
 
+  def _snapshot(self, bank: jax.Array) -> jax.Array:
+    """The sampler's float32 copy of ``bank`` on one device (``parallel.device_snapshot``), of the part
+    ``bank_view`` names, cut and converted there once: the sampler and the window's statistics both read
+    it, so a bfloat16 bank costs one float32 copy, not two."""
+    snapshot = parallel.device_snapshot(bank)
+    if self._bank_view == "first_view":
+      snapshot = self._task.bank_pair(snapshot)[0]
+    return snapshot.astype(np.float32)
+
   def _view(self, snapshot: jax.Array):
     """What the sampler reads of a snapshot: the task's pair of views for a sampler that reads pairs
     (``samplers.sampler_input``), else the rows."""
@@ -198,7 +223,7 @@ class BatchFeeder:
   def precompile(self, bank: jax.Array) -> None:
     """Runs a throw-away copy of the sampler once, in a thread of its own, so its JAX kernels compile
     during the warm-up epoch instead of stalling the first window that needs them."""
-    sampler, snapshot = copy.deepcopy(self._sampler), _float32_snapshot(bank)
+    sampler, snapshot = copy.deepcopy(self._sampler), self._snapshot(bank)
     window_length = self._schedule.window_length(0)
 
     def job():
@@ -283,14 +308,15 @@ class BatchFeeder:
     """The last refresh's batch statistics, or (if every window was a warm-up) the current window's."""
     if self.window_stats or self._batches is None:
       return self.window_stats
-    return self._batch_stats(self._batches, parallel.device_snapshot(bank))
+    return self._batch_stats(self._batches, self._snapshot(bank))
 
   def _batch_stats(self, batches: np.ndarray, snapshot: jax.Array) -> dict:
     """``diagnostics.batch_stats`` of a window's batches on a bank snapshot. For a task with a
     ``bank_pair`` it adds, with a temperature, the loss gap (scored exactly while the window's anchors × N
     fit ``loss_gap_scores``, default ``diagnostics.REFRESH_GAP_SCORES``, else on a fixed random subset of
     anchors; 0: no gap) and, with a margin, the share of in-batch negatives the loss drops."""
-    bank_pair = getattr(self._task, "bank_pair", None)
+    # A first-view snapshot holds no pair: no loss gap or margin share for it.
+    bank_pair = getattr(self._task, "bank_pair", None) if self._bank_view == "rows" else None
     options = self._loss_options
     scores = options["loss_gap_scores"]
     temperature = None if scores == 0 else options["temperature"]

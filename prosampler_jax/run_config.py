@@ -19,6 +19,7 @@ import ml_collections
 import numpy as np
 
 from prosampler_jax import _checks
+from prosampler_jax import feeder
 from prosampler_jax import optim
 from prosampler_jax import parallel
 from prosampler_jax import samplers
@@ -62,6 +63,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _checks.check_choice("config.bank_dtype", config.bank_dtype, BANK_DTYPES)
   _checks.check_choice("config.bank_sharding", config.bank_sharding, parallel.BANK_SHARDINGS)
   _checks.check_choice("config.transfer_guard", config.get("transfer_guard", "allow"), TRANSFER_GUARDS)
+  feeder.check_bank_view(config.sampler.get("bank_view", "rows"),
+                         reads_pairs=samplers.SAMPLERS[config.sampler.name].reads_pairs)
   _checks.check_choice("config.checkpoint_async", config.get("checkpoint_async", True), (True, False))
   if "model" in config and "dtype" in config.model:
     _checks.check_choice("config.model.dtype", config.model.dtype, DTYPES)
@@ -88,7 +91,7 @@ def make_sampler(config: ml_collections.ConfigDict, num_examples: int) -> sample
 
 
 # config.sampler keys the loop reads whatever the sampler; every other key there is one sampler's argument.
-LOOP_SAMPLER_KEYS = ("name", "refresh_steps", "warmup_epochs", "lookahead_steps")
+LOOP_SAMPLER_KEYS = ("name", "refresh_steps", "warmup_epochs", "lookahead_steps", "bank_view")
 
 
 def unread_keys(config: ml_collections.ConfigDict) -> list[str]:

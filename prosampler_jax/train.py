@@ -324,7 +324,7 @@ class _Run:
         warmup_epochs=config.sampler.warmup_epochs, lookahead_steps=config.sampler.lookahead_steps,
         total_steps=self.total_steps, temperature=config.loss.temperature,
         false_negative_margin=config.loss.false_negative_margin, loss_gap_scores=config.loss_gap_scores,
-        seed=config.seed)
+        seed=config.seed, bank_view=config.sampler.get("bank_view", "rows"))
     self.ckpt_dir = os.path.join(workdir, "checkpoints")
     self.ckpt = resources.enter_context(contextlib.closing(
         checkpoint.Checkpointer(self.ckpt_dir, max_to_keep=config.keep_checkpoints,

@@ -234,3 +234,46 @@ def test_a_sampler_that_reads_pairs_gets_the_tasks_halves_and_the_others_the_row
     np.testing.assert_array_equal(np.concatenate([np.asarray(v) for v in view], axis=1), rows)
   else:
     np.testing.assert_array_equal(np.asarray(view), rows)
+
+
+class _TwoViewVectorsTask(_PairedVectorsTask):
+  """Rows declared as two views, with the pair the loss gap reads."""
+
+  def bank_pair(self, bank):
+    return self.sampler_view(bank)
+
+
+def test_first_view_hands_the_sampler_only_each_rows_first_half_as_float32():
+  task = _TwoViewVectorsTask()
+  seen = []
+
+  class Recording(samplers.ProximitySampler):
+    def sample(self, epoch, embeddings=None, **kwargs):
+      seen.append(embeddings)
+      return super().sample(epoch, embeddings, **kwargs)
+
+  sampler = Recording(task.num_examples, 64, num_neighbors=5, num_candidates=20, seed=0)
+  mesh = parallel.make_data_mesh()
+  feeder = feeder_lib.BatchFeeder(task, sampler, feeder_lib.WindowSchedule(20, 20), mesh, warmup_epochs=0,
+                                  lookahead_steps=0, total_steps=20, temperature=0.5,
+                                  bank_view="first_view")
+  bank = bank_at(0, task, mesh, "data").astype(jnp.bfloat16)
+  feeder.submit(feeder.due(0), bank)
+  feeder.next_batch(0)
+  feeder.close()
+  (view,) = seen
+  assert view.dtype == np.float32 and view.shape == (task.num_examples, task.bank_dim // 2)
+  np.testing.assert_array_equal(np.asarray(view), np.asarray(bank[:, :task.bank_dim // 2], np.float32))
+  assert "loss_gap" not in feeder.window_stats and "mean_neg_cos" in feeder.window_stats
+
+
+@pytest.mark.parametrize("sampler_cls, task_cls, match", [
+    (samplers.TailSampler, _TwoViewVectorsTask, "no pair to read; allowed with it: 'rows'"),
+    (samplers.ProximitySampler, tiny_tasks.DigitVectorsTask, "needs a task whose bank rows hold two views"),
+])
+def test_first_view_is_refused_where_it_cannot_work(sampler_cls, task_cls, match):
+  task = task_cls()
+  sampler = sampler_cls(task.num_examples, 64)
+  with pytest.raises(ValueError, match=rf"config.sampler.bank_view='first_view' .*{match}"):
+    feeder_lib.BatchFeeder(task, sampler, feeder_lib.WindowSchedule(20, 20), parallel.make_data_mesh(),
+                           warmup_epochs=0, lookahead_steps=0, total_steps=20, bank_view="first_view")

@@ -219,5 +219,6 @@ def test_a_command_line_override_the_sampler_does_not_read_is_refused_before_any
   assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
       "error: config.sampler.num_candidates would change nothing: sampler 'tail' does not read it; allowed "
       "for 'tail': config.sampler.quantile, config.sampler.max_neighbors, config.sampler.graph, "
-      "config.sampler.refresh_steps, config.sampler.warmup_epochs, config.sampler.lookahead_steps."]
+      "config.sampler.refresh_steps, config.sampler.warmup_epochs, config.sampler.lookahead_steps, "
+      "config.sampler.bank_view."]
   assert not os.path.exists(tmp_path / "run" / "checkpoints")

@@ -218,6 +218,13 @@ def test_end_to_end_each_sampler(tmp_path, sampler):
   assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path))
 
 
+def test_a_sampler_reading_only_the_first_view_trains_end_to_end(tmp_path):
+  results = train.train_and_evaluate(tiny_config(**{"sampler.bank_view": "first_view"}), str(tmp_path))
+  assert results["steps"] == 10 and results["knn_accuracy"] > 0.2
+  for record in refreshes(results):  # hardness from the first views; no pair, so no loss gap
+    assert 0.0 < record["mean_neg_cos"] < 1.0 and "loss_gap" not in record
+
+
 def test_false_negative_control_reaches_the_loss_and_the_window_statistics(tmp_path):
   """Same-label exclusion and the margin change what trains, and each refresh logs the share of
   in-batch negatives the margin drops."""
@@ -464,6 +471,7 @@ def test_tfds_dataset_end_to_end_with_mock_data(tmp_path):
     ("loss.false_negative_margin", 0.0, r"config.loss.false_negative_margin=0 is out of range"),
     ("loss_gap_scores", -1, r"config.loss_gap_scores=-1 is out of range"),
     ("transfer_guard", "off", r"config.transfer_guard='off'.*'allow', 'log', 'disallow'"),
+    ("sampler.bank_view", "second_view", r"config.sampler.bank_view='second_view'.*'rows', 'first_view'"),
 ])
 def test_bad_config_values(tmp_path, key, value, match):
   with pytest.raises(ValueError, match=match):

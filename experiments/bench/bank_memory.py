@@ -40,7 +40,7 @@ def bank_report(mesh, n: int, d: int) -> dict:
   for dtype in run_config.BANK_DTYPES:
     for layout in parallel.BANK_SHARDINGS:
       shard = parallel.bank_sharding(mesh, layout, d).shard_shape((n, d))
-      # The sampler's copy: the whole bank on the first device, as float32 (feeder._float32_snapshot).
+      # The sampler's copy: the whole bank on the first device, as float32 (BatchFeeder._snapshot).
       report[f"{dtype}/{layout}"] = {"bank": mib(shard, dtype), "sampler_copy": mib((n, d), np.float32)}
   baseline = report["float32/replicated"]["bank"]
   return {"mib_per_device": report,

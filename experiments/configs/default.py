@@ -66,6 +66,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Sample the next window this many steps early, in the background; capped at refresh_steps // 8
   # (feeder.effective_lookahead) so a window never misses more than an eighth of a window of writes.
   config.sampler.lookahead_steps = 8
+  # What of each bank row the sampler reads: rows | first_view (two-view tasks: only the first view, half
+  # the sampler's float32 copy and reads; no loss gap then; not with tail, which reads the pair).
+  config.sampler.bank_view = "rows"
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.name = "adam"      # adam (coupled L2) | adamw | lars | sgd
