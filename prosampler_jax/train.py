@@ -560,6 +560,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
   _write_results(workdir, results)
   return results
 
+
 class _SummaryWriter:
   """TensorBoard scalars from process 0 only (tensorboardX keeps TensorFlow out of the loop)."""
 
