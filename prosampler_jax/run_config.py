@@ -126,9 +126,19 @@ def flatten(config: ml_collections.ConfigDict | dict, prefix: str = "") -> dict[
   return flat
 
 
+# Keys added after runs were already saved, with the value that trains exactly as those runs did: a saved
+# config without the key equals a current one holding that value (a checkpoint or a sweep's results from
+# before the key existed still resume; another value is a change, refused by name). A key added from now
+# on joins this table with its neutral value.
+ADDED_KEYS = {"loss.false_negative_margin": None, "loss.exclude_same_label": False,
+              "sampler.bank_view": "rows"}
+
+
 def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-  """(key, saved value, current value) for each key outside RESUMABLE_KEYS that differs or is missing."""
+  """(key, saved value, current value) for each key outside RESUMABLE_KEYS that differs or is missing
+  (a key of ``ADDED_KEYS`` missing from ``saved`` counts as its neutral value)."""
   missing = object()
+  saved = {**{k: v for k, v in ADDED_KEYS.items() if k in current}, **saved}
   keys = sorted(set(saved) | set(current))
   return [(k, saved.get(k, "<absent>"), current.get(k, "<absent>")) for k in keys
           if k not in RESUMABLE_KEYS and saved.get(k, missing) != current.get(k, missing)]

@@ -155,3 +155,14 @@ def test_keys_the_sampler_does_not_read_are_named_and_refused_as_overrides():
   assert "sampler.quantile" in run_config.unread_keys(config)
   config.sampler.name = "uniform"
   assert "sampler.num_neighbors" in run_config.unread_keys(config)
+
+
+def test_runs_saved_before_a_key_existed_resume_at_its_neutral_value_and_not_at_another():
+  config = digits_config()
+  saved = {k: v for k, v in run_config.flatten(config).items() if k not in run_config.ADDED_KEYS}
+  assert run_config.differences(saved, run_config.flatten(config)) == []
+  config.sampler.bank_view = "first_view"
+  assert run_config.differences(saved, run_config.flatten(config)) == [
+      ("sampler.bank_view", "rows", "first_view")]
+  for key, neutral in run_config.ADDED_KEYS.items():  # each neutral value is today's default
+    assert run_config.flatten(digits_config())[key] == neutral, key
