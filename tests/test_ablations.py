@@ -204,3 +204,19 @@ def test_summarize_counts_only_this_points_results_and_names_a_damaged_file(swee
   config = runner.make_config(runner.load_config(os.path.join(REPO, SPEC["config"])), SPEC["overrides"],
                               {"sampler": "uniform", "seed": 1})
   assert not runner.same_config(runner.read_results(os.path.dirname(damaged)), config.to_dict())
+
+
+def test_samplers_png_has_one_bar_per_sampler_with_a_swept_sampler_at_its_reference_setting():
+  """offline_digits swept ProSampler over M and α only: it had no bar. Now every sampler has one."""
+  row = lambda axes, mean: {"axes": axes, "seeds": 3, "knn_accuracy": (mean, 0.01, 3)}
+  rows = [row({"sampler": "uniform"}, 0.90), row({"sampler": "knn"}, 0.80),
+          row({"sampler": "proximity", "M": 50, "alpha": 0.2}, 0.91),
+          row({"sampler": "proximity", "M": 200, "alpha": 0.2}, 0.93),
+          row({"sampler": "proximity", "M": 200, "alpha": 0.5}, 0.92),
+          row({"sampler": "tail", "quantile": 0.9}, 0.89), row({"sampler": "tail", "quantile": 0.99}, 0.88)]
+  bars = summarize.sampler_bars(rows, "knn_accuracy", {"M": 200, "alpha": 0.2, "quantile": None})
+  assert bars == [("uniform", 0.90, 0.01), ("knn", 0.80, 0.01), ("proximity\n(M=200, alpha=0.2)", 0.93, 0.01),
+                  ("tail\n(quantile=0.9)", 0.89, 0.01)]  # no reference quantile: its first row, named
+  reference = summarize.reference_setting(sweeps.SWEEPS["offline_digits"])
+  assert reference["M"] == 200 and reference["alpha"] == 0.2  # the spec's, over simclr_digits' M = 500
+  assert summarize.reference_setting(SPEC)["M"] == 500  # no "reference": the base config's value

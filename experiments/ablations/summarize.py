@@ -6,8 +6,8 @@ Writes ``summary.md`` and ``summary.csv`` (one row per grid point: each column's
 seeds) and, for each numeric axis the sweep varies (M, α, K, B, t, quantile), ``<metric>_vs_<axis>.png``
 for the sweep's metric, batch hardness (``mean_neg_cos``) and the false-negative rate: the mean over seeds
 with a ±1 std band, one line per value of the other axes, uniform batches as a dashed reference. When
-the sweep varies the sampler, ``samplers.png`` shows every sampler side by side (the kNN sampler below
-uniform where the paper finds it). The notebook reads tables through ``aggregate``, which writes
+the sweep varies the sampler, ``samplers.png`` shows every sampler side by side, one bar each: a sampler
+swept over other axes (ProSampler over M and α) at the base config's setting, named under its bar. The notebook reads tables through ``aggregate``, which writes
 nothing, and shows the plots already written.
 """
 
@@ -21,8 +21,10 @@ import os
 import numpy as np
 from absl import app
 from absl import flags
+from absl import logging
 
 from experiments.ablations import runner
+from prosampler_jax import run_config
 
 # Each task's headline metrics, the first plotted per epoch and taken as a sweep's default metric.
 TASK_METRICS = {"simclr": ("knn_accuracy", "linear_accuracy"), "simcse": ("stsb_dev", "stsb", "average"),
@@ -170,14 +172,48 @@ def plot_axis(rows: list[dict], axis: str, column: str, path: str, title: str) -
   return True
 
 
-def plot_samplers(rows: list[dict], column: str, path: str, title: str) -> bool:
-  """Every sampler's ``column`` (rows whose only axis is the sampler) as bars with ±1 std."""
-  bars = [(row["axes"]["sampler"], *row[column][:2]) for row in rows
-          if set(row["axes"]) == {"sampler"} and row[column] is not None]
+def sampler_bars(rows: list[dict], column: str, reference: dict) -> list[tuple[str, float, float]]:
+  """One ``(label, mean, std)`` per sampler of the sweep, in grid order: its row whose only axis is the
+  sampler; else its row at the reference setting (``reference``: the base config's value of each axis);
+  else its first row. A row with other axes is labelled with them (e.g. "proximity (M=200, alpha=0.2)"),
+  so the figure says which setting stands for the sampler."""
+  chosen: dict[str, tuple[int, dict]] = {}
+  for row in rows:
+    if "sampler" not in row["axes"] or row[column] is None:
+      continue
+    name = row["axes"]["sampler"]
+    others = {k: v for k, v in row["axes"].items() if k != "sampler"}
+    rank = 0 if not others else 1 if all(reference.get(k) == v for k, v in others.items()) else 2
+    if name not in chosen or rank < chosen[name][0]:
+      chosen[name] = (rank, row)
+  bars = []
+  for name, (_, row) in chosen.items():
+    others = ", ".join(f"{k}={v}" for k, v in row["axes"].items() if k != "sampler")
+    bars.append((f"{name}\n({others})" if others else name, *row[column][:2]))
+  return bars
+
+
+def reference_setting(spec: dict) -> dict:
+  """The setting that stands for a swept sampler in ``samplers.png``: the sweep's ``"reference"`` axes,
+  over each numeric axis's value in its base config (with its overrides). Only the spec's reference when
+  the config file is not where the sweep recorded it."""
+  try:
+    config = runner.make_config(runner.load_config(spec["config"]), spec.get("overrides", {}), {})
+    flat = run_config.flatten(config)
+    base = {axis: flat.get(runner.config_key(axis)) for axis in NUMERIC_AXES}
+  except ValueError as error:
+    logging.warning("samplers.png: no base-config reference (%s)", error)
+    base = {}
+  return {**base, **spec.get("reference", {})}
+
+
+def plot_samplers(rows: list[dict], column: str, path: str, title: str, reference: dict) -> bool:
+  """Every sampler's ``column`` as bars with ±1 std, one per sampler (``sampler_bars``)."""
+  bars = sampler_bars(rows, column, reference)
   if len(bars) < 2:
     return False
   names, means, stds = zip(*bars)
-  with figure(path, (5, 3.5)) as ax:
+  with figure(path, (max(5, 1.3 * len(names)), 3.8)) as ax:
     ax.bar(names, means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
     low = min(m - s for m, s in zip(means, stds))
     high = max(m + s for m, s in zip(means, stds))
@@ -225,7 +261,8 @@ def summarize(sweep_dir: str, columns: tuple[str, ...] | None = None) -> dict:
         plots.append(path)
   if any("sampler" in r["axes"] for r in rows):
     path = os.path.join(sweep_dir, "samplers.png")
-    if plot_samplers(rows, metric, path, f"{spec['name']}: {metric} per sampler"):
+    if plot_samplers(rows, metric, path, f"{spec['name']}: {metric} per sampler",
+                     reference_setting(spec)):
       plots.append(path)
   return {**summary, "plots": plots}
 

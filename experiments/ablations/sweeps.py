@@ -30,6 +30,7 @@ SWEEPS = {
         "grid": [{"sampler": ["uniform", "knn", "tail", "partition", "cluster"]},
                  {"sampler": ["proximity"], "M": [50, 200, 1000], "alpha": [0.2]},
                  {"sampler": ["proximity"], "M": [200], "alpha": [0.05, 0.5]}],
+        "reference": {"M": 200, "alpha": 0.2},  # ProSampler's bar in samplers.png: the grid's centre
         "seeds": [0, 1, 2],
         "metric": "knn_accuracy",
         "paper": "ProSampler Fig. 4-5 shape (M, α), on digits",
