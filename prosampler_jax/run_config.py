@@ -62,10 +62,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _checks.check_int(f"config.{key}", _get(config, key), low=low)
   _checks.check_choice("config.bank_dtype", config.bank_dtype, BANK_DTYPES)
   _checks.check_choice("config.bank_sharding", config.bank_sharding, parallel.BANK_SHARDINGS)
-  _checks.check_choice("config.transfer_guard", config.get("transfer_guard", "allow"), TRANSFER_GUARDS)
-  feeder.check_bank_view(config.sampler.get("bank_view", "rows"),
+  _checks.check_choice("config.transfer_guard", config.transfer_guard, TRANSFER_GUARDS)
+  feeder.check_bank_view(config.sampler.bank_view,
                          reads_pairs=samplers.SAMPLERS[config.sampler.name].reads_pairs)
-  _checks.check_choice("config.checkpoint_async", config.get("checkpoint_async", True), (True, False))
+  _checks.check_choice("config.checkpoint_async", config.checkpoint_async, (True, False))
   if "model" in config and "dtype" in config.model:
     _checks.check_choice("config.model.dtype", config.model.dtype, DTYPES)
   optim.validate(config)

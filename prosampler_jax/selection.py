@@ -59,11 +59,11 @@ class BestModel:
     if step not in self._ckpt.all_steps():
       return self._fall_back(state, f"the best {self.metric} was at step {step} but "
                                     f"{self._ckpt.directory} holds steps {self._ckpt.all_steps()}")
-    problem = self._ckpt.verify(step)
-    if problem is not None:  # moved aside like a damaged training step: no rerun is blocked by it
+    try:  # restore verifies the step's checksums first
+      model, _, _ = self._ckpt.restore(step, checkpoint.abstract_like(model_only(state)))
+    except checkpoint.CheckpointError as error:  # moved aside like a damaged training step: no rerun
       return self._fall_back(state, f"the best model (step {step}) in {self._ckpt.directory} is damaged "
-                                    f"({problem}) and was moved to {self._ckpt.quarantine(step)}")
-    model, _, _ = self._ckpt.restore(step, checkpoint.abstract_like(model_only(state)))
+                                    f"({error}) and was moved to {self._ckpt.quarantine(step)}")
     return state.replace(params=model["params"], model_state=model["model_state"]), step
 
   def _fall_back(self, state: Any, reason: str) -> tuple[Any, None]:

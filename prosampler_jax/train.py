@@ -324,11 +324,11 @@ class _Run:
         warmup_epochs=config.sampler.warmup_epochs, lookahead_steps=config.sampler.lookahead_steps,
         total_steps=self.total_steps, temperature=config.loss.temperature,
         false_negative_margin=config.loss.false_negative_margin, loss_gap_scores=config.loss_gap_scores,
-        seed=config.seed, bank_view=config.sampler.get("bank_view", "rows"))
+        seed=config.seed, bank_view=config.sampler.bank_view)
     self.ckpt_dir = os.path.join(workdir, "checkpoints")
     self.ckpt = resources.enter_context(contextlib.closing(
         checkpoint.Checkpointer(self.ckpt_dir, max_to_keep=config.keep_checkpoints,
-                                asynchronous=config.get("checkpoint_async", True))))
+                                asynchronous=config.checkpoint_async)))
     self.data = run_config.data_fingerprint(task)
     self.fingerprint = {**run_config.flatten(config), **self.data}
     self.writer = resources.enter_context(contextlib.closing(_SummaryWriter(workdir)))
@@ -512,7 +512,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
       first_bank_step=config.sampler.warmup_epochs * run.steps_per_epoch, current_step=step,
       total_steps=total_steps)))
   run.start(step)
-  with signals, jax.transfer_guard(config.get("transfer_guard", "allow")):
+  with signals, jax.transfer_guard(config.transfer_guard):
     try:  # the feeder's threads start in here and are joined on every way out
       if run.feeder.warmup_ahead(step):
         run.feeder.precompile(state.bank)
