@@ -302,6 +302,12 @@ def _check_data_size(config: ml_collections.ConfigDict, num_examples: int) -> No
                      f"allowed: 2 … {num_examples}.")
 
 
+def _step_counts(config: ml_collections.ConfigDict, num_examples: int) -> tuple[int, int]:
+  """``(steps per epoch, total steps)``: whole batches only; the ``N mod B`` rest of an epoch is skipped."""
+  steps_per_epoch = num_examples // config.batch_size
+  return steps_per_epoch, config.num_epochs * steps_per_epoch
+
+
 class _Run:
   """One run's parts besides its TrainState, and what the loop asks of them.
 
@@ -313,8 +319,7 @@ class _Run:
   def __init__(self, config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.sharding.Mesh,
                resources: contextlib.ExitStack, *, graphdef: nnx.GraphDef, fill_step: Callable):
     self.config, self.task, self.mesh = config, task, mesh
-    self.steps_per_epoch = task.num_examples // config.batch_size
-    self.total_steps = config.num_epochs * self.steps_per_epoch
+    self.steps_per_epoch, self.total_steps = _step_counts(config, task.num_examples)
     refresh = min(config.sampler.refresh_steps or self.steps_per_epoch, self.steps_per_epoch)
     self.schedule = feeder_lib.WindowSchedule(self.steps_per_epoch, refresh)
     self.fill_step = fill_step
@@ -499,7 +504,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, task, mesh: jax.shar
            start_time: float, resources: contextlib.ExitStack) -> dict:
   """The outline of a run: build, resume, loop over steps, save, evaluate, report."""
   _check_data_size(config, task.num_examples)
-  total_steps = config.num_epochs * (task.num_examples // config.batch_size)
+  _, total_steps = _step_counts(config, task.num_examples)
   state, graphdef, train_step, fill_step = _build_state(config, task, mesh, total_steps)
   run = _Run(config, workdir, task, mesh, resources, graphdef=graphdef, fill_step=fill_step)
   state = run.resume(state)
