@@ -6,7 +6,10 @@ point where the bad value enters (DESIGN §3: errors say argument, value and ran
 
 from __future__ import annotations
 
+import contextlib
 import numbers
+from collections.abc import Iterator
+from typing import TextIO
 
 import numpy as np
 
@@ -90,6 +93,18 @@ def check_choice(name: str, value, choices) -> str:
   if value not in choices:
     raise ValueError(f"{name}={value!r} is not supported; allowed: {', '.join(map(repr, choices))}.")
   return value
+
+
+@contextlib.contextmanager
+def utf8_text(path: str, *, newline: str | None = None) -> Iterator[TextIO]:
+  """``open(path, encoding="utf-8")`` for reading; a byte that is not UTF-8, met while the block reads,
+  becomes the ValueError of ``check_utf8`` (the file's bytes are read a second time only then)."""
+  with open(path, encoding="utf-8", newline=newline) as f:
+    try:
+      yield f
+    except UnicodeDecodeError:
+      check_utf8(path)
+      raise
 
 
 def check_utf8(path: str) -> None:

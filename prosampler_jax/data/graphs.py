@@ -173,7 +173,6 @@ def _read_numbers(path: str, name: str, folder: str, dtype, expected: str) -> np
   the first bad line and what it holds (found by a second, line-by-line pass, only then)."""
   if not os.path.isfile(path):
     raise GraphDataNotFoundError(f"{path} is missing. " + _DOWNLOAD.format(name=name, folder=folder))
-  _checks.check_utf8(path)
   try:
     return np.loadtxt(path, delimiter=",", dtype=dtype, ndmin=2)
   except ValueError as error:
@@ -183,7 +182,7 @@ def _read_numbers(path: str, name: str, folder: str, dtype, expected: str) -> np
 def _first_bad_line(path: str, dtype, expected: str) -> str | None:
   """``"PATH:LINE: expected …, got '…'"`` for the first line that is not like the first one, or None."""
   width = None
-  with open(path, encoding="utf-8") as f:
+  with _checks.utf8_text(path) as f:
     for number, line in enumerate(f, 1):
       fields = [field.strip() for field in line.split(",")]
       if fields == [""]:

@@ -34,8 +34,7 @@ class TextDataNotFoundError(FileNotFoundError):
 
 def read_sentences(path: str) -> list[str]:
   """One sentence per line, stripped; empty lines skipped (their count is logged)."""
-  _checks.check_utf8(path)
-  with open(path, encoding="utf-8") as f:
+  with _checks.utf8_text(path) as f:
     lines = [line.strip() for line in f]
   sentences = [line for line in lines if line]
   if len(sentences) < len(lines):
@@ -45,8 +44,7 @@ def read_sentences(path: str) -> list[str]:
 
 def read_nli(path: str) -> tuple[list[str], list[str], list[str]]:
   """(anchors, positives, hard negatives) from a ``sent0,sent1,hard_neg`` CSV (SimCSE's NLI file)."""
-  _checks.check_utf8(path)
-  with open(path, encoding="utf-8", newline="") as f:
+  with _checks.utf8_text(path, newline="") as f:
     reader = csv.DictReader(f)
     need = ("sent0", "sent1", "hard_neg")
     if reader.fieldnames is None or not set(need) <= set(reader.fieldnames):

@@ -76,8 +76,7 @@ def _score(path: str, line: int, text: str, expected: str) -> float:
 
 def _tab_rows(path: str, min_fields: int, expected: str):
   """(line number, fields) of each non-blank line, split on tabs (no quoting); short lines are errors."""
-  _checks.check_utf8(path)
-  with open(path, encoding="utf-8") as f:
+  with _checks.utf8_text(path) as f:
     for number, line in enumerate(f, 1):
       fields = line.rstrip("\n").split("\t")
       if len(fields) >= min_fields:
@@ -100,11 +99,9 @@ def read_senteval_subset(input_path: str, name: str | None = None) -> SentencePa
   gold_path = input_path.replace("STS.input.", "STS.gs.")
   if not os.path.isfile(gold_path):
     raise _missing(gold_path, "semeval")
-  _checks.check_utf8(input_path)
-  _checks.check_utf8(gold_path)
-  with open(input_path, encoding="utf-8") as f:
+  with _checks.utf8_text(input_path) as f:
     pairs = [line.rstrip("\n").split("\t") for line in f]
-  with open(gold_path, encoding="utf-8") as f:
+  with _checks.utf8_text(gold_path) as f:
     gold = [line.strip() for line in f]
   if len(gold) != len(pairs):
     raise ValueError(f"{gold_path} has {len(gold)} lines but {input_path} has {len(pairs)}; allowed: "
@@ -164,8 +161,7 @@ def read_sick(data_dir: str, split: str = "test") -> SentencePairs:
   path = os.path.join(data_dir, "sick2014", names[split])
   if not os.path.isfile(path):
     raise _missing(path, "sick")
-  _checks.check_utf8(path)
-  with open(path, encoding="utf-8", newline="") as f:
+  with _checks.utf8_text(path, newline="") as f:
     reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
     rows = [(reader.line_num, r) for r in reader]
   need = {"sentence_A", "sentence_B", "relatedness_score"}
