@@ -42,6 +42,7 @@ from prosampler_jax.normalize import l2_normalize
 _MIN_LOG_GAP = 1e-30
 # Keyword arguments that come with each batch, not from a config (``bind`` leaves them to the caller).
 PER_BATCH_ARGUMENTS = ("mask", "labels", "axis_name")
+NAMES = ("nt_xent", "dcl", "hcl", "info_nce", "graphcl")  # the losses a config can name (``bind``)
 
 
 class _Similarities(NamedTuple):
@@ -125,6 +126,13 @@ def graphcl(z1: jax.Array, z2: jax.Array, *, temperature: float = 0.2, mask: jax
   return _mean_over_anchors(per_anchor, sim.anchor, axis_name)
 
 
+def hyperparameter_names(name: str) -> list[str]:
+  """The hyper-parameters loss ``name`` accepts: its keyword-only arguments minus the per-batch ones."""
+  _checks.check_choice("config.loss.name", name, NAMES)
+  return [p.name for p in inspect.signature(globals()[name]).parameters.values()
+          if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in PER_BATCH_ARGUMENTS]
+
+
 def bind(name: str, hyperparameters, *, allowed: Sequence[str]) -> functools.partial:
   """Loss ``name`` (one of ``allowed``) with the hyper-parameters it accepts taken from a mapping.
 
@@ -133,8 +141,7 @@ def bind(name: str, hyperparameters, *, allowed: Sequence[str]) -> functools.par
   """
   _checks.check_choice("config.loss.name", name, tuple(allowed))
   fn = globals()[name]
-  accepted = [p.name for p in inspect.signature(fn).parameters.values()
-              if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in PER_BATCH_ARGUMENTS]
+  accepted = hyperparameter_names(name)
   kwargs = {k: hyperparameters[k] for k in accepted if k in hyperparameters}
   probe = jnp.ones((2, 2), jnp.float32)
   try:  # the loss's own checks, on a 2-item batch; their messages start with the argument's name

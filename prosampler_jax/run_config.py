@@ -20,6 +20,7 @@ import numpy as np
 
 from prosampler_jax import _checks
 from prosampler_jax import feeder
+from prosampler_jax import losses
 from prosampler_jax import optim
 from prosampler_jax import parallel
 from prosampler_jax import samplers
@@ -92,26 +93,54 @@ def make_sampler(config: ml_collections.ConfigDict, num_examples: int) -> sample
 
 # config.sampler keys the loop reads whatever the sampler; every other key there is one sampler's argument.
 LOOP_SAMPLER_KEYS = ("name", "refresh_steps", "warmup_epochs", "lookahead_steps", "bank_view")
+# config.loss keys the loop reads whatever the loss (the temperature also scores the loss gap); every
+# other key there is one loss's hyper-parameter (tau_plus and beta: dcl and hcl only).
+LOOP_LOSS_KEYS = ("name", "temperature", "false_negative_margin", "exclude_same_label")
+
+
+def readers(config: ml_collections.ConfigDict) -> list[tuple[str, list[str], list[str]]]:
+  """(reader, the keys of its part of the config it does not read, those it reads) for the run's sampler,
+  loss and task: each part of the config that only one choice of sampler, loss or task reads."""
+  flat = flatten(config)
+  readers = []
+  name = config.sampler.name
+  if name in samplers.SAMPLERS:
+    reads = {*samplers.keyword_arguments(name), *LOOP_SAMPLER_KEYS}
+    readers.append((f"sampler {name!r}", [k for k in flat if k.startswith("sampler.")],
+                    lambda key, reads=reads: key.split(".", 1)[1] in reads))
+  name = config.loss.name if "loss" in config else None
+  if name in losses.NAMES:
+    reads = {*losses.hyperparameter_names(name), *LOOP_LOSS_KEYS}
+    readers.append((f"loss {name!r}", [k for k in flat if k.startswith("loss.")],
+                    lambda key, reads=reads: key.split(".", 1)[1] in reads))
+  if config.task in tasks.TASK_KEYS:
+    specific = [k for k in flat if k.split(".")[0] in tasks.TASK_SECTIONS or k in tasks.TASK_TOP_KEYS]
+    readers.append((f"task {config.task!r}", specific,
+                    lambda key, task=config.task: tasks.reads_key(task, key)))
+  return [(reader, [k for k in keys if not reads(k)], [k for k in keys if reads(k)])
+          for reader, keys, reads in readers]
 
 
 def unread_keys(config: ml_collections.ConfigDict) -> list[str]:
-  """The dotted ``sampler.*`` keys this run never reads: the arguments of samplers other than
-  ``config.sampler.name``. Changing one changes the config, not the run (a sweep axis M over Tail Batch
-  Sampling would train one model under several names), so sweeps and the command line refuse that."""
-  accepted = {*samplers.keyword_arguments(config.sampler.name), *LOOP_SAMPLER_KEYS}
-  return sorted(f"sampler.{key}" for key in config.sampler if key not in accepted)
+  """The dotted keys this run never reads: arguments of samplers other than ``config.sampler.name``,
+  hyper-parameters of other losses, and other tasks' keys (``tasks.TASK_KEYS``). Changing one changes the
+  config, not the run (a sweep axis M over Tail Batch Sampling would train one model under several names),
+  so sweeps and the command line refuse that."""
+  return sorted(key for _, unread, _ in readers(config) for key in unread)
 
 
 def check_overrides_read(config: ml_collections.ConfigDict, keys) -> None:
   """Refuses overrides (dotted keys, e.g. from ``--config.sampler.num_candidates=500``) that the run
-  would not read, naming them, the sampler and the keys it does read."""
-  unread = sorted(set(unread_keys(config)) & set(keys))
-  if unread:
-    name = config.sampler.name
-    reads = [k for k in (*samplers.keyword_arguments(name), *LOOP_SAMPLER_KEYS[1:]) if k in config.sampler]
-    raise ValueError(f"{', '.join('config.' + k for k in unread)} would change nothing: sampler {name!r} "
-                     f"does not read {'it' if len(unread) == 1 else 'them'}; allowed for {name!r}: "
-                     f"{', '.join('config.sampler.' + k for k in reads)}.")
+  would not read, naming them, who ignores them (the sampler, the loss or the task) and what it reads."""
+  keys = set(keys)
+  for reader, unread, reads in readers(config):
+    refused = sorted(keys & set(unread))
+    if refused:
+      name = reader.split(" ", 1)[1]
+      allowed = [k for k in reads if not k.endswith(".name") and k != "task"]
+      raise ValueError(f"{', '.join('config.' + k for k in refused)} would change nothing: {reader} "
+                       f"does not read {'it' if len(refused) == 1 else 'them'}; allowed for {name}: "
+                       f"{', '.join('config.' + k for k in allowed)}.")
 
 
 def flatten(config: ml_collections.ConfigDict | dict, prefix: str = "") -> dict[str, Any]:

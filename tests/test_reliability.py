@@ -218,7 +218,7 @@ def test_a_command_line_override_the_sampler_does_not_read_is_refused_before_any
   assert result.returncode == 2, result.stderr[-3000:]
   assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
       "error: config.sampler.num_candidates would change nothing: sampler 'tail' does not read it; allowed "
-      "for 'tail': config.sampler.quantile, config.sampler.max_neighbors, config.sampler.graph, "
-      "config.sampler.refresh_steps, config.sampler.warmup_epochs, config.sampler.lookahead_steps, "
-      "config.sampler.bank_view."]
+      "for 'tail': config.sampler.bank_view, config.sampler.graph, config.sampler.lookahead_steps, "
+      "config.sampler.max_neighbors, config.sampler.quantile, config.sampler.refresh_steps, "
+      "config.sampler.warmup_epochs."]
   assert not os.path.exists(tmp_path / "run" / "checkpoints")

@@ -157,6 +157,62 @@ def test_keys_the_sampler_does_not_read_are_named_and_refused_as_overrides():
   assert "sampler.num_neighbors" in run_config.unread_keys(config)
 
 
+@pytest.mark.parametrize("name, key, reader", [
+    ("graphcl_mutag", "augment.blur_prob", "task 'graphcl'"),   # a SimCLR augmentation
+    ("simcse_minilm_stsb", "eval.knn_k", "task 'simcse'"),      # SimCLR's monitor
+    ("simcse_minilm_stsb", "model.width", "task 'simcse'"),     # a ResNet's width: SimCSE loads BERT
+    ("simclr_digits", "graph.max_degree", "task 'simclr'"),
+    ("simclr_digits", "max_examples", "task 'simclr'"),
+    ("simclr_digits", "loss.beta", "loss 'nt_xent'"),          # HCL's hardness under NT-Xent
+    ("graphcl_mutag", "loss.tau_plus", "loss 'graphcl'")])
+def test_keys_the_task_or_the_loss_does_not_read_are_named_and_refused_as_overrides(name, key, reader):
+  config = importlib.import_module(f"experiments.configs.{name}").get_config()
+  if "." in key and key.split(".")[0] not in config:
+    config[key.split(".")[0]] = {}
+  if key.split(".")[-1] not in (config[key.split(".")[0]] if "." in key else config):
+    (config[key.split(".")[0]] if "." in key else config)[key.split(".")[-1]] = 1
+  assert key in run_config.unread_keys(config)
+  with pytest.raises(ValueError, match=rf"config.{key} would change nothing: {reader} does not read it; "
+                                       rf"allowed for '\w+': config\."):
+    run_config.check_overrides_read(config, [key, "num_epochs"])
+
+
+def test_keys_each_task_reads_are_allowed_and_the_loss_reads_its_own_hyperparameters():
+  for name in ("simclr_digits", "simcse_minilm_stsb", "graphcl_mutag"):
+    config = importlib.import_module(f"experiments.configs.{name}").get_config()
+    read = [key for key in run_config.flatten(config) if key not in run_config.unread_keys(config)]
+    run_config.check_overrides_read(config, read)
+  config = digits_config(**{"loss.name": "hcl"})
+  assert not {"loss.beta", "loss.tau_plus"} & set(run_config.unread_keys(config))
+  assert {"model.encoder", "augment.blur_prob", "eval.knn_k", "data_reader"}.isdisjoint(
+      run_config.unread_keys(config))
+
+
+def _config_reads(module_path: str) -> set[str]:
+  """The dotted task-specific keys a module's source reads as ``config.<section>.<key>``/``config.<key>``."""
+  import re  # pylint: disable=g-import-not-at-top
+  from prosampler_jax import tasks  # pylint: disable=g-import-not-at-top
+  with open(module_path, encoding="utf-8") as f:
+    source = f.read()
+  reads = set()
+  for section, key in re.findall(r"config\.(\w+)(?:\.(\w+))?", source):
+    if section in tasks.TASK_SECTIONS and key:  # config.<section>.items(): the whole section
+      reads.add(f"{section}.{key}" if key != "items" else f"{section}.*")
+    elif section in tasks.TASK_TOP_KEYS:
+      reads.add(section)
+  return reads
+
+
+@pytest.mark.parametrize("task", ["simclr", "simcse", "graphcl"])
+def test_the_task_keys_table_lists_exactly_what_each_task_module_reads(task):
+  """tasks.TASK_KEYS is what unread_keys trusts: a task that starts reading another key (or stops
+  reading one) must change the table, or a key it reads would be refused as an override."""
+  import os  # pylint: disable=g-import-not-at-top
+  from prosampler_jax import tasks  # pylint: disable=g-import-not-at-top
+  reads = _config_reads(os.path.join(os.path.dirname(tasks.__file__), f"{task}.py"))
+  assert reads == set(tasks.TASK_KEYS[task])
+
+
 def test_runs_saved_before_a_key_existed_resume_at_its_neutral_value_and_not_at_another():
   config = digits_config()
   saved = {k: v for k, v in run_config.flatten(config).items() if k not in run_config.ADDED_KEYS}

@@ -122,8 +122,9 @@ def refused_changes(results: dict | None, config: ml_collections.ConfigDict
 
 def check_distinct(points: list[dict], configs: list[ml_collections.ConfigDict]) -> None:
   """Two grid points that train the same run would run it twice under two names: refuse them. Points
-  are compared on what the run reads: keys the point's sampler ignores (``run_config.unread_keys``) are
-  left out, so an axis M over Tail Batch Sampling is refused, not run as several "distinct" runs."""
+  are compared on what the run reads: keys the point's sampler, loss or task ignores
+  (``run_config.unread_keys``) are left out, so an axis M over Tail Batch Sampling is refused, not run as
+  several "distinct" runs."""
   seen: dict[str, tuple[str, dict]] = {}
   for point, config in zip(points, configs):
     flat = run_config.flatten(config)
@@ -133,10 +134,11 @@ def check_distinct(points: list[dict], configs: list[ml_collections.ConfigDict])
       first, first_flat = seen[key]
       ignored = sorted(k for k in flat if flat[k] != first_flat.get(k))
       if ignored:
+        owners = [reader for reader, keys, _ in run_config.readers(config) if set(keys) & set(ignored)]
         raise ValueError(f"grid points {first!r} and {run_name(point)!r} train the same model: they differ "
-                         f"only in {', '.join(ignored)}, which sampler {config.sampler.name!r} does not read; "
-                         "allowed: grids that vary only what the point's sampler reads (move that axis to "
-                         "a sub-grid of the samplers that read it).")
+                         f"only in {', '.join(ignored)}, which {' and '.join(owners)} does not read; "
+                         "allowed: grids that vary only what the point's sampler, loss and task read (move "
+                         "that axis to a sub-grid of the samplers or losses that read it).")
       raise ValueError(f"grid points {first!r} and {run_name(point)!r} give the same config (an axis "
                        "set to its default); allowed: grids whose points differ, e.g. name the default "
                        "value in every sub-grid that varies its neighbours.")

@@ -18,6 +18,30 @@ from flax import nnx
 
 TASKS = ("simclr", "simcse", "graphcl")
 
+# The config's task-specific keys: the sections below and two top-level keys hold what one task reads and
+# the others ignore (a SimCLR augmentation in a GraphCL config changes nothing). TASK_KEYS lists, per
+# task, the keys of these it reads ("augment.*": the whole section); run_config.unread_keys refuses
+# setting any other one. A test reads each task module's config accesses against this table.
+TASK_SECTIONS = ("model", "augment", "eval", "graph")
+TASK_TOP_KEYS = ("data_reader", "max_examples")
+TASK_KEYS = {
+    "simclr": ("data_reader", "model.encoder", "model.cifar_stem", "model.width", "model.projection_dim",
+               "model.projection_hidden", "model.dtype", "augment.*", "eval.knn_k", "eval.knn_temperature",
+               "eval.linear_epochs", "eval.linear_learning_rate"),
+    "simcse": ("max_examples", "model.checkpoint", "model.pooling", "model.mlp_only_train", "model.max_len",
+               "model.dropout", "model.dtype", "eval.max_len", "eval.sts_dir"),
+    "graphcl": ("graph.missing_features", "graph.max_degree", "graph.use_node_attributes", "model.hidden",
+                "model.num_layers", "model.dtype", "augment.view1", "augment.view2", "augment.ratio",
+                "eval.svm_seeds", "eval.svm_folds", "eval.svm_jobs"),
+}
+
+
+def reads_key(task: str, key: str) -> bool:
+  """Whether ``task`` reads the dotted config ``key`` (True for keys outside the task-specific part)."""
+  if key.split(".")[0] not in TASK_SECTIONS and key not in TASK_TOP_KEYS:
+    return True
+  return any(key == read or (read.endswith(".*") and key.startswith(read[:-1])) for read in TASK_KEYS[task])
+
 
 class Task(Protocol):
   """What the training loop needs from a modality."""
