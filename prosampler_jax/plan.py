@@ -6,7 +6,9 @@ One sampler's plan (which items share each mini-batch, for any framework):
       --sampler=proximity --batch-size=256 --epochs=10 --out=plan.npy \
       [--seed=0] [--num-neighbors=100] [--num-candidates=1000] [--restart-prob=0.2] [--quantile=…]
 
-Writes int32 ``[epochs, N // B, B]`` (row e, b: the items of batch b of epoch e) and prints one JSON line
+Writes int32 ``[epochs, N // B, B]`` (row e, b: the items of batch b of epoch e), a ``.json`` sidecar
+beside it saying what made it (``batch_plan.save_plan``: sampler, arguments, seed, N, B, the embeddings'
+fingerprint; ``batch_plan.load_plan`` refuses a plan made for other data), and prints one JSON line
 of ``diagnostics.batch_stats`` per epoch (how hard the batches are; with labels, how many in-batch pairs
 share a label).
 
@@ -34,6 +36,7 @@ import numpy as np
 from prosampler_jax import _checks
 from prosampler_jax import samplers
 from prosampler_jax.batch_plan import batch_plan
+from prosampler_jax.batch_plan import save_plan
 
 # ------------------------------------------------------------------ shared by both forms
 
@@ -152,9 +155,10 @@ def run(args: argparse.Namespace) -> list[dict]:
                                     **kwargs)
   except ValueError as e:
     raise ValueError(f"--{e}") from None  # the sampler's messages start with the argument's name
-  plan, stats = batch_plan(sampler, embeddings if pairs is None else (embeddings, pairs),
-                           epochs=args.epochs, labels=labels)
-  np.save(args.out, plan)
+  inputs = embeddings if pairs is None else (embeddings, pairs)
+  plan, stats = batch_plan(sampler, inputs, epochs=args.epochs, labels=labels)
+  save_plan(args.out, plan, sampler, inputs, sampler_name=args.sampler,
+            inputs={"embeddings": args.embeddings, "pairs": args.pairs, "labels": args.labels})
   return stats
 
 
