@@ -200,6 +200,8 @@ def test_summarize_counts_only_this_points_results_and_names_a_damaged_file(swee
   assert summary["finished_runs"] == 6 and summary["total_runs"] == 8
   assert {r["name"] for r in summary["runs"]}.isdisjoint({"sampler=knn,seed=1", "sampler=uniform,seed=1"})
   assert damaged in caplog.text and "is damaged" in caplog.text
+  assert ("sampler=knn,seed=1: skipped, its results.json was written under another config "
+          "(model.width: 99 → 8)") in caplog.text
   # The runner agrees: both runs are unfinished (the damaged one is not fatal there either).
   config = runner.make_config(runner.load_config(os.path.join(REPO, SPEC["config"])), SPEC["overrides"],
                               {"sampler": "uniform", "seed": 1})

@@ -50,7 +50,11 @@ def load_runs(sweep_dir: str) -> tuple[dict, list[dict]]:
     if result is None:
       continue  # not finished (yet)
     if configs is not None and not runner.same_config(result, configs[name]):
-      continue  # results of another config: not this point's (the runner reruns or refuses it)
+      # Results of another config: not this point's (the runner reruns or refuses it).
+      changed = _changed_keys(result.get("config") or {}, configs[name])
+      logging.warning("%s: skipped, its results.json was written under another config (%s); rerun the "
+                      "sweep to replace it", name, ", ".join(changed[:5]) or "unknown keys")
+      continue
     stats = result.get("batch_stats") or {}
     figures = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     refreshes = [h for h in result.get("history", []) if h.get("event") == "refresh"]
@@ -63,6 +67,14 @@ def load_runs(sweep_dir: str) -> tuple[dict, list[dict]]:
                  "dataset": result.get("dataset"), "loss": result.get("loss"), **figures, **{k: stats.get(k) for k in STATS}, **freshness,
                  "epochs": epochs})
   return spec, runs
+
+
+def _changed_keys(saved: dict, config: dict) -> list[str]:
+  """``key: saved → now`` for each dotted key whose value differs between two configs (``to_dict()``)."""
+  saved, config = run_config.flatten(saved), run_config.flatten(config)
+  missing = "<absent>"
+  return [f"{k}: {saved.get(k, missing)!r} → {config.get(k, missing)!r}"
+          for k in sorted(set(saved) | set(config)) if saved.get(k, missing) != config.get(k, missing)]
 
 
 def metric_of(spec: dict, runs: list[dict]) -> str:
