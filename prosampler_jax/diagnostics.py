@@ -243,7 +243,9 @@ def _margin_dropped(x, y, index, margin):
 def _global_terms(x, y, items: np.ndarray, inverse_t: float) -> np.ndarray:
   """``[len(items), 2]``: each item's InfoNCE loss against all N items, x→y and y→x (host float64)."""
   columns = min(_GLOBAL_COLUMNS, x.shape[0])
-  rows = min(_GLOBAL_ROWS, len(items))
+  # A strip size fixed by N, not by how many distinct items this call has (which changes every window):
+  # one compiled kernel per bank, not one per window.
+  rows = min(_GLOBAL_ROWS, x.shape[0])
   out = []
   for start in range(0, len(items), rows):
     strip = np.zeros(rows, np.int32)

@@ -169,6 +169,30 @@ def test_loss_gap_of_one_batch_holding_every_item_is_zero_and_blocks_change_noth
   assert diagnostics.loss_gap(batches, x, y, temperature=0.1) == pytest.approx(want, rel=1e-5)
 
 
+def test_loss_gap_compiles_once_per_bank_whatever_the_windows_distinct_items():
+  """The trainer scores every window; windows hold different numbers of distinct items. Measured in a
+  profiled run: a strip sized by that number recompiled the global term at every window (300 ms each,
+  on the step's path)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import jax_events  # pylint: disable=g-import-not-at-top
+  x, y = _paired(300, 6, seed=8)
+  rng = np.random.default_rng(2)
+  jax.clear_caches()
+  names, stop = jax_events.count_compilations()
+  try:
+    counts = []
+    for window in range(4):
+      size = 20 + 40 * window  # 20, 60, 100, 140 items drawn with repeats: distinct counts all differ
+      batches = rng.choice(size, (size // 4, 4)) if window else rng.choice(size, (5, 4))
+      before = len(names)
+      diagnostics.loss_gap(batches.astype(np.int32), x, y, temperature=0.1)
+      counts.append([n for n in names[before:] if "global" in (n or "")])
+  finally:
+    stop()
+  assert counts[0], "the global term's compilation was not seen"
+  assert counts[1:] == [[], [], []], counts
+
+
 def test_loss_gap_on_a_subset_of_anchors_is_the_exact_value_on_those_slots():
   x, y = _paired(200, 8, seed=6)
   batches = np.random.default_rng(1).permutation(200).reshape(25, 8)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jax_events
 import sampler_data
 from prosampler_jax import neighbors
 from prosampler_jax import samplers
@@ -203,7 +204,7 @@ def test_kept_pairs_per_item_are_capped_in_every_window_whatever_b(clusters, mon
 # ------------------------------------------------------------------ compilation and memory
 
 
-def _count_compilations():
+def jax_events.count_compilations():
   """A list that collects the name of every XLA compilation from now on, and its unregister function."""
   names = []
   listener = lambda event, duration, **kw: (event == "/jax/core/compile/backend_compile_duration"
@@ -223,7 +224,7 @@ def test_no_compilation_after_the_first_epoch(clusters, monkeypatch, graph):
   sampler = samplers.TailSampler(N, B, graph=graph, seed=3)
   jax.clear_caches()  # earlier tests compiled these shapes already
   per_epoch = []
-  names, stop = _count_compilations()
+  names, stop = jax_events.count_compilations()
   try:
     for epoch in range(4):
       start = len(names)
