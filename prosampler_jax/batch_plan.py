@@ -34,10 +34,10 @@ import numpy as np
 
 from prosampler_jax import _checks
 from prosampler_jax import diagnostics
-from prosampler_jax.feeder import WindowSchedule
+from prosampler_jax.normalize import pair_rows
+from prosampler_jax.cadence import WindowSchedule
 from prosampler_jax.samplers import BatchSampler
 from prosampler_jax.samplers import sampler_input
-from prosampler_jax.tasks._pairs import pair_rows
 
 
 class PlanBatchSampler:

@@ -6,11 +6,15 @@
   on something else (evaluation, checkpoint writes), which it runs inside :meth:`EpochClock.paused`.
   :meth:`EpochClock.lap` closes the epoch and starts the next one at once, so work done between two
   epochs (a save waiting for the next window's sampling) is counted in exactly one of them.
+- :class:`WindowSchedule`: which steps of an epoch form each sampler refresh window (the trainer's, and
+  the PyTorch and sentence-transformers adapters').
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterator
 
@@ -46,3 +50,33 @@ class EpochClock:
     record = {"train_seconds": now - self._start - self._paused, "train_steps": step - self._first_step}
     self._start, self._paused, self._first_step = now, 0.0, step
     return record
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowSchedule:
+  """Splits each epoch of ``steps_per_epoch`` steps into refresh windows of ``refresh_steps`` batches."""
+  steps_per_epoch: int
+  refresh_steps: int
+
+  @property
+  def windows_per_epoch(self) -> int:
+    return math.ceil(self.steps_per_epoch / self.refresh_steps)
+
+  def locate(self, step: int) -> tuple[int, int, int]:
+    """(epoch, window within the epoch, offset within the window) of global step ``step``."""
+    epoch, position = divmod(step, self.steps_per_epoch)
+    window, offset = divmod(position, self.refresh_steps)
+    return epoch, window, offset
+
+  def window_start(self, epoch: int, window: int) -> int:
+    return epoch * self.steps_per_epoch + window * self.refresh_steps
+
+  def window_length(self, window: int) -> int:
+    return min(self.refresh_steps, self.steps_per_epoch - window * self.refresh_steps)
+
+  def next_window(self, epoch: int, window: int) -> tuple[int, int]:
+    return (epoch, window + 1) if window + 1 < self.windows_per_epoch else (epoch + 1, 0)
+
+  def global_window(self, epoch: int, window: int) -> int:
+    """A run-wide window number (the input pipeline's augmentation seed)."""
+    return epoch * self.windows_per_epoch + window

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import copy
-import dataclasses
 import hashlib
-import math
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -36,6 +34,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from prosampler_jax import _checks
+from prosampler_jax.cadence import WindowSchedule
 from prosampler_jax import diagnostics
 from prosampler_jax import divergence
 from prosampler_jax import parallel
@@ -52,36 +51,6 @@ def effective_lookahead(lookahead_steps: int, refresh_steps: int) -> int:
   shorter than 8 steps are sampled synchronously, at their first step.
   """
   return min(lookahead_steps, refresh_steps // LOOKAHEAD_FRACTION)
-
-
-@dataclasses.dataclass(frozen=True)
-class WindowSchedule:
-  """Splits each epoch of ``steps_per_epoch`` steps into refresh windows of ``refresh_steps`` batches."""
-  steps_per_epoch: int
-  refresh_steps: int
-
-  @property
-  def windows_per_epoch(self) -> int:
-    return math.ceil(self.steps_per_epoch / self.refresh_steps)
-
-  def locate(self, step: int) -> tuple[int, int, int]:
-    """(epoch, window within the epoch, offset within the window) of global step ``step``."""
-    epoch, position = divmod(step, self.steps_per_epoch)
-    window, offset = divmod(position, self.refresh_steps)
-    return epoch, window, offset
-
-  def window_start(self, epoch: int, window: int) -> int:
-    return epoch * self.steps_per_epoch + window * self.refresh_steps
-
-  def window_length(self, window: int) -> int:
-    return min(self.refresh_steps, self.steps_per_epoch - window * self.refresh_steps)
-
-  def next_window(self, epoch: int, window: int) -> tuple[int, int]:
-    return (epoch, window + 1) if window + 1 < self.windows_per_epoch else (epoch + 1, 0)
-
-  def global_window(self, epoch: int, window: int) -> int:
-    """A run-wide window number (the input pipeline's augmentation seed)."""
-    return epoch * self.windows_per_epoch + window
 
 
 # What of each bank row the sampler reads: the whole row, or only the first of a two-view task's views

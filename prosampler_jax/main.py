@@ -73,5 +73,10 @@ def main(argv):
   return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+  """The ``prosampler-train`` console script: the same as ``python -m prosampler_jax.main``."""
   app.run(main)
+
+
+if __name__ == "__main__":
+  run()

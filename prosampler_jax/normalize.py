@@ -45,3 +45,10 @@ def normalized_rows(x: jax.Array, index: jax.Array) -> jax.Array:
   """``l2_normalize(x[index])`` as one jitted call on ``x``'s device: the samplers gather and normalise
   the items they order this way, so a fixed pool size compiles once."""
   return l2_normalize(x[index])
+
+
+def pair_rows(z1: jax.Array, z2: jax.Array) -> jax.Array:
+  """Bank rows ``[B, 2D]`` float32: the unit views side by side, scaled to a unit row, so a row's
+  cosine to another is the mean of the two views' cosines."""
+  rows = l2_normalize(jnp.concatenate([l2_normalize(z1), l2_normalize(z2)], axis=-1))
+  return rows.astype(jnp.float32)

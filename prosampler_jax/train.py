@@ -321,7 +321,7 @@ class _Run:
     self.config, self.task, self.mesh = config, task, mesh
     self.steps_per_epoch, self.total_steps = _step_counts(config, task.num_examples)
     refresh = min(config.sampler.refresh_steps or self.steps_per_epoch, self.steps_per_epoch)
-    self.schedule = feeder_lib.WindowSchedule(self.steps_per_epoch, refresh)
+    self.schedule = cadence.WindowSchedule(self.steps_per_epoch, refresh)
     self.fill_step = fill_step
     self.encoder = make_encoder(graphdef, mesh)
     self.feeder = feeder_lib.BatchFeeder(

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tiny_tasks
+from prosampler_jax import cadence
 from prosampler_jax import feeder as feeder_lib
 from prosampler_jax import parallel
 from prosampler_jax import samplers
@@ -30,7 +31,7 @@ class RecordingSampler(samplers.ProximitySampler):
 def make_feeder(task, *, steps_per_epoch=20, refresh_steps=8, lookahead_steps=2, warmup_epochs=1,
                 num_epochs=3):
   sampler = RecordingSampler(task.num_examples, 64, num_neighbors=5, num_candidates=20, seed=3)
-  schedule = feeder_lib.WindowSchedule(steps_per_epoch, refresh_steps)
+  schedule = cadence.WindowSchedule(steps_per_epoch, refresh_steps)
   mesh = parallel.make_data_mesh()
   feeder = feeder_lib.BatchFeeder(task, sampler, schedule, mesh, warmup_epochs=warmup_epochs,
                                   lookahead_steps=lookahead_steps,
@@ -66,7 +67,7 @@ def task():
 
 
 def test_window_schedule_splits_epochs_into_refresh_windows():
-  schedule = feeder_lib.WindowSchedule(steps_per_epoch=11, refresh_steps=4)
+  schedule = cadence.WindowSchedule(steps_per_epoch=11, refresh_steps=4)
   assert schedule.windows_per_epoch == 3
   assert [schedule.locate(s) for s in (0, 5, 10, 11)] == [(0, 0, 0), (0, 1, 1), (0, 2, 2), (1, 0, 0)]
   assert [schedule.window_length(w) for w in range(3)] == [4, 4, 3]
@@ -110,7 +111,7 @@ def test_each_window_is_sampled_once_at_the_right_step_from_that_steps_bank(task
       np.testing.assert_array_equal(seen, np.asarray(bank_at(step, task, mesh)))
   # Each step trains on its row of the window it belongs to.
   rows = {call[:2]: call[3] for call in sampler.calls}
-  schedule = feeder_lib.WindowSchedule(20, 8)
+  schedule = cadence.WindowSchedule(20, 8)
   for step, index in enumerate(indices):
     epoch, window, offset = schedule.locate(step)
     np.testing.assert_array_equal(index, rows[epoch, window][offset])
@@ -221,7 +222,7 @@ def test_a_sampler_that_reads_pairs_gets_the_tasks_halves_and_the_others_the_row
   options = {"tail": {"max_neighbors": 4}, "proximity": {"num_neighbors": 5, "num_candidates": 20}}
   sampler = Recording(task.num_examples, 64, seed=0, **options[sampler_name])
   mesh = parallel.make_data_mesh()
-  feeder = feeder_lib.BatchFeeder(task, sampler, feeder_lib.WindowSchedule(20, 20), mesh, warmup_epochs=0,
+  feeder = feeder_lib.BatchFeeder(task, sampler, cadence.WindowSchedule(20, 20), mesh, warmup_epochs=0,
                                   lookahead_steps=0, total_steps=20)
   bank = bank_at(0, task, mesh)
   feeder.submit(feeder.due(0), bank)
@@ -254,7 +255,7 @@ def test_first_view_hands_the_sampler_only_each_rows_first_half_as_float32():
 
   sampler = Recording(task.num_examples, 64, num_neighbors=5, num_candidates=20, seed=0)
   mesh = parallel.make_data_mesh()
-  feeder = feeder_lib.BatchFeeder(task, sampler, feeder_lib.WindowSchedule(20, 20), mesh, warmup_epochs=0,
+  feeder = feeder_lib.BatchFeeder(task, sampler, cadence.WindowSchedule(20, 20), mesh, warmup_epochs=0,
                                   lookahead_steps=0, total_steps=20, temperature=0.5,
                                   bank_view="first_view")
   bank = bank_at(0, task, mesh, "data").astype(jnp.bfloat16)
@@ -275,5 +276,5 @@ def test_first_view_is_refused_where_it_cannot_work(sampler_cls, task_cls, match
   task = task_cls()
   sampler = sampler_cls(task.num_examples, 64)
   with pytest.raises(ValueError, match=rf"config.sampler.bank_view='first_view' .*{match}"):
-    feeder_lib.BatchFeeder(task, sampler, feeder_lib.WindowSchedule(20, 20), parallel.make_data_mesh(),
+    feeder_lib.BatchFeeder(task, sampler, cadence.WindowSchedule(20, 20), parallel.make_data_mesh(),
                            warmup_epochs=0, lookahead_steps=0, total_steps=20, bank_view="first_view")

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from prosampler_jax import normalize
 from prosampler_jax import samplers
 from prosampler_jax.tasks import _pairs
 
@@ -11,7 +12,7 @@ from prosampler_jax.tasks import _pairs
 def test_pair_rows_are_unit_rows_whose_cosine_is_the_mean_of_the_views_cosines():
   rng = np.random.default_rng(0)
   z1, z2 = rng.normal(size=(2, 6, 5)).astype(np.float32)
-  rows = np.asarray(_pairs.pair_rows(jnp.asarray(z1), jnp.asarray(z2)))
+  rows = np.asarray(normalize.pair_rows(jnp.asarray(z1), jnp.asarray(z2)))
   np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, rtol=1e-6)
   unit = lambda z: z / np.linalg.norm(z, axis=1, keepdims=True)
   np.testing.assert_allclose(rows @ rows.T, (unit(z1) @ unit(z1).T + unit(z2) @ unit(z2).T) / 2,

@@ -204,15 +204,6 @@ def test_kept_pairs_per_item_are_capped_in_every_window_whatever_b(clusters, mon
 # ------------------------------------------------------------------ compilation and memory
 
 
-def jax_events.count_compilations():
-  """A list that collects the name of every XLA compilation from now on, and its unregister function."""
-  names = []
-  listener = lambda event, duration, **kw: (event == "/jax/core/compile/backend_compile_duration"
-                                            and names.append(kw.get("fun_name")))
-  jax.monitoring.register_event_duration_secs_listener(listener)
-  return names, lambda: jax.monitoring.unregister_event_duration_listener(listener)
-
-
 @pytest.mark.parametrize("graph", ["exact", "knn"])
 def test_no_compilation_after_the_first_epoch(clusters, monkeypatch, graph):
   # Every compilation JAX makes (not one function's cache) is counted over 4 epochs × 4 windows with a

@@ -38,7 +38,7 @@ from prosampler_jax import _checks
 from prosampler_jax import samplers
 from prosampler_jax.batch_plan import PlanBatchSampler
 from prosampler_jax.batch_plan import PlanFileSampler
-from prosampler_jax.feeder import WindowSchedule
+from prosampler_jax.cadence import WindowSchedule
 
 try:  # sentence-transformers ≥ 6 keeps the samplers under base/
   from sentence_transformers.base.sampler import DefaultBatchSampler

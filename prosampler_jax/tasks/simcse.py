@@ -30,7 +30,8 @@ from prosampler_jax import losses
 from prosampler_jax.evaluation import sts
 from prosampler_jax.models import bert as bert_lib
 from prosampler_jax.models import bert_tokenizer
-from prosampler_jax.tasks._pairs import bank_halves, exclusion_labels, pair_rows
+from prosampler_jax.normalize import pair_rows
+from prosampler_jax.tasks._pairs import bank_halves, exclusion_labels
 
 LOSSES = ("info_nce",)
 SELECTION_METRIC = "stsb_dev"  # SimCSE keeps the checkpoint with the best STS-B dev Spearman
