@@ -19,7 +19,7 @@ from prosampler_jax import batch_plan
 from prosampler_jax import diagnostics
 from prosampler_jax import plan_compare
 from prosampler_jax import samplers
-from prosampler_jax.tasks._pairs import pair_rows
+from prosampler_jax.normalize import pair_rows
 
 N, D, B = 250, 8, 16  # N mod B = 10 items left out of each epoch: coverage (N // B · B) / N = 0.96
 SEED = 3

@@ -77,7 +77,7 @@ def compare(z1, z2, *, num_neighbors: int, num_candidates: int, batch_size: int,
   from prosampler_jax import graph  # pylint: disable=g-import-not-at-top
   from prosampler_jax import samplers  # pylint: disable=g-import-not-at-top
   from prosampler_jax.normalize import l2_normalize  # pylint: disable=g-import-not-at-top
-  from prosampler_jax.tasks._pairs import pair_rows  # pylint: disable=g-import-not-at-top
+  from prosampler_jax.normalize import pair_rows  # pylint: disable=g-import-not-at-top
 
   rows = np.asarray(pair_rows(jnp.asarray(z1), jnp.asarray(z2)))
   half = rows.shape[1] // 2
