@@ -54,6 +54,8 @@ def main(argv):
   except ValueError as error:  # before anything starts: one line, the usage-error status
     print(f"error: {error}", file=sys.stderr, flush=True)
     return 2
+  # Until the run's log file is open only warnings reach the terminal (JAX's backend probes log at INFO).
+  logging.get_absl_handler().setLevel(logging.converter.ABSL_TO_STANDARD[logging.WARNING])
   distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   with run_log.to_file(_WORKDIR.value, process_index=jax.process_index()) as log_path:
     logging.info("JAX process %d/%d, local devices: %s", jax.process_index(), jax.process_count(),
@@ -68,6 +70,9 @@ def main(argv):
       logging.info("Stopped on a checkpoint error.", exc_info=True)  # the traceback: the log file only
       print(f"error: {error}", file=sys.stderr, flush=True)
       return 1
+    table = run_log.final_table(results)
+    logging.info("Final metrics:\n%s", table)
+  print(table, flush=True)
   if results.get("stop_reason") == "preempted":
     return lifecycle.EXIT_PREEMPTED
   return 0

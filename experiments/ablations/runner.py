@@ -195,7 +195,7 @@ def run_sweep(name: str, spec: dict, parent: str, *, print_commands: bool = Fals
                   total=len(dirs), position=0)
   for i in bar:
     bar.set_postfix_str(run_name(points[i]))
-    with run_log.to_file(dirs[i]):
+    with run_log.to_file(dirs[i]):  # what C/C++ libraries print inside a run goes to its train.log
       results = train.train_and_evaluate(configs[i], dirs[i])
     if results.get("stop_reason") == "preempted":
       raise Preempted(f"{dirs[i]} stopped on SIGTERM with its checkpoint saved; rerun the sweep to "
