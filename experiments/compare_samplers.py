@@ -52,9 +52,10 @@ def plot_monitor(runs: list[dict], metric: str, path: str, title: str) -> bool:
     for name, per_epoch in curves.items():
       epochs = sorted(per_epoch)
       mean, std = zip(*(summarize.mean_std(per_epoch[e]) for e in epochs))
-      summarize.band(ax, epochs, mean, std, f"{name} (n={max(len(v) for v in per_epoch.values())})")
+      summarize.band(ax, epochs, mean, std, f"{summarize.sampler_label({'sampler': name})} "
+                     f"(n={max(len(v) for v in per_epoch.values())})")
     ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(summarize.column_label(metric))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -145,7 +145,7 @@ def test_summary_tables_are_mean_and_std_over_seeds_and_the_plots_exist(sweep_di
   assert len(table) == 4 and {"sampler", "M", "seeds", "knn_accuracy_mean", "mean_neg_cos_std"} <= set(table[0])
   names = {os.path.basename(p) for p in summary["plots"]}
   assert names == {"knn_accuracy_vs_M.png", "mean_neg_cos_vs_M.png", "false_negative_rate_vs_M.png",
-                   "samplers.png"}
+                   "samplers.png", "hardness.png"}
   assert all(open(p, "rb").read(8) == b"\x89PNG\r\n\x1a\n" for p in summary["plots"])
   # Harder batches with more candidates: the summary carries the statistic the plot shows.
   hardness = {r["axes"].get("M"): r["mean_neg_cos"][0] for r in summary["rows"]
@@ -171,7 +171,7 @@ def test_the_notebook_runs_top_to_bottom_on_the_results(sweep_dir, tmp_path):
   assert not [o for o in outputs if o.output_type == "error"]
   text = json.dumps([o.get("data", {}).get("text/markdown", o.get("text", "")) for o in outputs])
   assert "1 sweep(s)" in text and "### tiny (8/8 runs)" in text and "| proximity | 200 | 2 |" in text
-  assert sum("image/png" in o.get("data", {}) for o in outputs) == 4
+  assert sum("image/png" in o.get("data", {}) for o in outputs) == 5
   # The notebook reads; it rewrites none of the sweep's tables or plots.
   assert {name: os.path.getmtime(os.path.join(sweep_dir, name)) for name in written} == written
 
@@ -208,17 +208,23 @@ def test_summarize_counts_only_this_points_results_and_names_a_damaged_file(swee
   assert not runner.same_config(runner.read_results(os.path.dirname(damaged)), config.to_dict())
 
 
-def test_samplers_png_has_one_bar_per_sampler_with_a_swept_sampler_at_its_reference_setting():
-  """offline_digits swept ProSampler over M and α only: it had no bar. Now every sampler has one."""
+def test_samplers_png_has_one_point_per_sampler_with_a_swept_sampler_at_its_reference_setting():
+  """offline_digits swept ProSampler over M and α only: it had no bar. Now every sampler has a point,
+  labelled for a reader (ProSampler, α), not with the code's names."""
   row = lambda axes, mean: {"axes": axes, "seeds": 3, "knn_accuracy": (mean, 0.01, 3)}
   rows = [row({"sampler": "uniform"}, 0.90), row({"sampler": "knn"}, 0.80),
           row({"sampler": "proximity", "M": 50, "alpha": 0.2}, 0.91),
           row({"sampler": "proximity", "M": 200, "alpha": 0.2}, 0.93),
           row({"sampler": "proximity", "M": 200, "alpha": 0.5}, 0.92),
           row({"sampler": "tail", "quantile": 0.9}, 0.89), row({"sampler": "tail", "quantile": 0.99}, 0.88)]
-  bars = summarize.sampler_bars(rows, "knn_accuracy", {"M": 200, "alpha": 0.2, "quantile": None})
-  assert bars == [("uniform", 0.90, 0.01), ("knn", 0.80, 0.01), ("proximity\n(M=200, alpha=0.2)", 0.93, 0.01),
-                  ("tail\n(quantile=0.9)", 0.89, 0.01)]  # no reference quantile: its first row, named
+  chosen = summarize.sampler_rows(rows, "knn_accuracy", {"M": 200, "alpha": 0.2, "quantile": None})
+  assert [(summarize.sampler_label(r["axes"]), r["knn_accuracy"][0]) for r in chosen] == [
+      ("uniform", 0.90), ("kNN", 0.80), ("ProSampler (M=200, α=0.2)", 0.93),
+      ("TBS (q=0.9)", 0.89)]  # no reference quantile: its first row, named
+  # A sampler that was not swept is named with its own settings from the base config.
+  assert summarize.sampler_label({"sampler": "proximity"}, {"M": 500, "K": 50, "alpha": 0.2, "B": 128}) == \
+      "ProSampler (M=500, K=50, α=0.2)"
+  assert summarize.sampler_label({"sampler": "tail"}, {"quantile": None}) == "TBS"
   reference = summarize.reference_setting(sweeps.SWEEPS["offline_digits"])
   assert reference["M"] == 200 and reference["alpha"] == 0.2  # the spec's, over simclr_digits' M = 500
   assert summarize.reference_setting(SPEC)["M"] == 500  # no "reference": the base config's value

@@ -33,6 +33,33 @@ STATS = ("mean_neg_cos", "false_negative_rate")  # batch hardness and wrong nega
 NUMERIC_AXES = ("M", "alpha", "K", "B", "t", "quantile")
 _AXIS_LABELS = {"M": "candidates M", "alpha": "restart probability α", "K": "neighbours K",
                 "B": "batch size B", "t": "refresh interval t (steps)", "quantile": "TBS quantile"}
+# What a reader sees instead of the code's names.
+SAMPLER_NAMES = {"uniform": "uniform", "proximity": "ProSampler", "knn": "kNN", "tail": "TBS",
+                 "partition": "B3 partition", "cluster": "cluster batches"}
+_SETTING_NAMES = {"alpha": "α", "quantile": "q"}
+COLUMN_LABELS = {"knn_accuracy": "kNN accuracy", "linear_accuracy": "linear-probe accuracy",
+                 "svm_acc": "SVM accuracy (%)", "stsb_dev": "STS-B dev (Spearman)", "stsb": "STS-B test (Spearman)",
+                 "average": "STS average (Spearman)", "mean_neg_cos": "hardness: mean negative cosine",
+                 "false_negative_rate": "false-negative rate (same-label pairs)"}
+
+
+# The settings that say which variant of a sampler ran (shown from the base config when not swept).
+_SAMPLER_SETTINGS = {"proximity": ("M", "K", "alpha"), "tail": ("quantile",)}
+
+
+def sampler_label(axes: dict, reference: dict | None = None) -> str:
+  """"ProSampler (M=200, K=100, α=0.2)": the sampler's name, the other axes of its grid point, and the
+  sampler's own settings it did not sweep, from ``reference`` (``reference_setting``) when given."""
+  sampler = axes.get("sampler")
+  settings = {k: (reference or {}).get(k) for k in _SAMPLER_SETTINGS.get(sampler, ())}
+  settings.update({k: v for k, v in axes.items() if k != "sampler"})
+  others = ", ".join(f"{_SETTING_NAMES.get(k, k)}={v}" for k, v in settings.items() if v is not None)
+  name = SAMPLER_NAMES.get(sampler, str(sampler))
+  return f"{name} ({others})" if others else name
+
+
+def column_label(column: str) -> str:
+  return COLUMN_LABELS.get(column, column.replace("_", " "))
 
 
 def load_runs(sweep_dir: str) -> tuple[dict, list[dict]]:
@@ -108,17 +135,19 @@ def figure(path: str, size: tuple[float, float]):
 
 
 def summary_rows(runs: list[dict], columns: tuple[str, ...]) -> list[dict]:
-  """One row per grid point (seeds pooled): the axes, then ``column: (mean, std, n)`` per column."""
+  """One row per grid point (seeds pooled): the axes, then ``column: (mean, std, n)`` per column, and
+  ``values``: each column's per-seed values (what the plots show beside the mean)."""
   groups: dict[tuple, list[dict]] = {}
   for run in runs:
     key = tuple((k, v) for k, v in run["point"].items() if k != "seed")
     groups.setdefault(key, []).append(run)
   rows = []
   for key, members in groups.items():
-    row = {"axes": dict(key), "seeds": len(members)}
+    row = {"axes": dict(key), "seeds": len(members), "values": {}}
     for column in columns:
       values = [m[column] for m in members if m.get(column) is not None]
       row[column] = (*mean_std(values), len(values)) if values else None
+      row["values"][column] = values
     rows.append(row)
   return rows
 
@@ -146,14 +175,16 @@ def write_csv(rows: list[dict], columns: tuple[str, ...], path: str) -> None:
 
 
 def band(ax, x, mean, std, label: str, **line) -> None:
-  """One line of means with a ±1 std band around it (the plots' one way to show seeds)."""
+  """One curve of means with a light ±1 std band around it (per-epoch curves: too many points for error
+  bars)."""
   x, mean, std = (np.asarray(v, float) for v in (x, mean, std))
   ax.plot(x, mean, label=label, **line)
-  ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+  ax.fill_between(x, mean - std, mean + std, alpha=0.12)
 
 
 def plot_axis(rows: list[dict], axis: str, column: str, path: str, title: str) -> bool:
-  """``column`` against numeric ``axis``: mean with a ±1 std band per line; False if nothing to plot."""
+  """``column`` against numeric ``axis``: mean ± std over seeds per point, one line per setting of the
+  other axes; False if nothing to plot."""
   lines: dict[tuple, list[tuple[float, float, float]]] = {}
   baselines = []
   for row in rows:
@@ -170,25 +201,25 @@ def plot_axis(rows: list[dict], axis: str, column: str, path: str, title: str) -
   with figure(path, (5.5, 3.8)) as ax:
     for rest, points in sorted(lines.items(), key=lambda item: str(item[0])):
       x, mean, std = zip(*sorted(points))
-      band(ax, x, mean, std, ", ".join(f"{k}={v}" for k, v in rest) or column, marker="o")
+      ax.errorbar(x, mean, yerr=std, marker="o", capsize=4, label=sampler_label(dict(rest)) if rest
+                  else column_label(column))
     for mean, std, _ in baselines:
       ax.axhline(mean, color="gray", linestyle="--", label=f"uniform ({mean:.3f} ± {std:.3f})")
     if axis == "M" and max(v[0] for pts in lines.values() for v in pts) / max(
         1e-9, min(v[0] for pts in lines.values() for v in pts)) >= 20:
       ax.set_xscale("log")
     ax.set_xlabel(_AXIS_LABELS.get(axis, axis))
-    ax.set_ylabel(column)
+    ax.set_ylabel(column_label(column))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
   return True
 
 
-def sampler_bars(rows: list[dict], column: str, reference: dict) -> list[tuple[str, float, float]]:
-  """One ``(label, mean, std)`` per sampler of the sweep, in grid order: its row whose only axis is the
-  sampler; else its row at the reference setting (``reference``: the base config's value of each axis);
-  else its first row. A row with other axes is labelled with them (e.g. "proximity (M=200, alpha=0.2)"),
-  so the figure says which setting stands for the sampler."""
+def sampler_rows(rows: list[dict], column: str, reference: dict) -> list[dict]:
+  """One row per sampler of the sweep, in grid order: its row whose only axis is the sampler; else its
+  row at the reference setting (``reference``: the base config's value of each axis); else its first
+  row. The figures label each with ``sampler_label``, so they say which setting stands for a sampler."""
   chosen: dict[str, tuple[int, dict]] = {}
   for row in rows:
     if "sampler" not in row["axes"] or row[column] is None:
@@ -198,11 +229,7 @@ def sampler_bars(rows: list[dict], column: str, reference: dict) -> list[tuple[s
     rank = 0 if not others else 1 if all(reference.get(k) == v for k, v in others.items()) else 2
     if name not in chosen or rank < chosen[name][0]:
       chosen[name] = (rank, row)
-  bars = []
-  for name, (_, row) in chosen.items():
-    others = ", ".join(f"{k}={v}" for k, v in row["axes"].items() if k != "sampler")
-    bars.append((f"{name}\n({others})" if others else name, *row[column][:2]))
-  return bars
+  return [row for _, row in chosen.values()]
 
 
 def reference_setting(spec: dict) -> dict:
@@ -220,20 +247,49 @@ def reference_setting(spec: dict) -> dict:
 
 
 def plot_samplers(rows: list[dict], column: str, path: str, title: str, reference: dict) -> bool:
-  """Every sampler's ``column`` as bars with ±1 std, one per sampler (``sampler_bars``)."""
-  bars = sampler_bars(rows, column, reference)
-  if len(bars) < 2:
+  """Every sampler's ``column`` (``sampler_rows``): its mean ± std over seeds as a point with error
+  bars, each seed as a dot beside it, uniform's mean as a dashed line. The axis spans the seeds' values,
+  so the spread is visible and a difference inside it does not look like a gap."""
+  chosen = sampler_rows(rows, column, reference)
+  if len(chosen) < 2:
     return False
-  names, means, stds = zip(*bars)
-  with figure(path, (max(5, 1.3 * len(names)), 3.8)) as ax:
-    ax.bar(names, means, yerr=stds, capsize=4, color="tab:blue", alpha=0.8)
-    low = min(m - s for m, s in zip(means, stds))
-    high = max(m + s for m, s in zip(means, stds))
-    margin = max(1e-3, 0.15 * (high - low))
-    ax.set_ylim(low - margin, high + margin)
-    ax.set_ylabel(column)
-    ax.set_title(title)
+  with figure(path, (max(5.5, 1.6 * len(chosen)), 4.2)) as ax:
+    for x, row in enumerate(chosen):
+      mean, std, n = row[column]
+      ax.errorbar([x], [mean], yerr=[std], fmt="o", color="tab:blue", capsize=5, markersize=7)
+      seeds = row.get("values", {}).get(column, [])
+      ax.plot(np.full(len(seeds), x + 0.15), seeds, ".", color="tab:gray", alpha=0.8)
+      if row["axes"].get("sampler") == "uniform":
+        ax.axhline(mean, color="tab:gray", linestyle="--", linewidth=1, label=f"uniform mean ({mean:.4g})")
+    ax.set_xticks(range(len(chosen)), [sampler_label(r["axes"], reference).replace(" (", "\n(")
+                                       for r in chosen],
+                  fontsize=8)
+    ax.set_xlim(-0.5, len(chosen) - 0.5)
+    ax.set_ylabel(column_label(column))
+    seeds = max(r[column][2] for r in chosen)
+    ax.set_title(f"{title}\nmean ± std over {seeds} seeds (points); each seed (dots)", fontsize=10)
     ax.grid(alpha=0.3, axis="y")
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend(fontsize=8)
+  return True
+
+
+def plot_hardness(rows: list[dict], path: str, title: str, reference: dict) -> bool:
+  """What the samplers change: each sampler's batch hardness (mean negative cosine) against its
+  false-negative rate (same-label in-batch pairs), mean ± std over seeds on both axes."""
+  chosen = [r for r in sampler_rows(rows, STATS[0], reference) if r.get(STATS[1]) is not None]
+  if len(chosen) < 2:
+    return False
+  with figure(path, (6, 4.4)) as ax:
+    for row in chosen:
+      (x, dx, _), (y, dy, _) = row[STATS[0]], row[STATS[1]]
+      ax.errorbar([x], [y], xerr=[dx], yerr=[dy], fmt="o", capsize=4,
+                  label=sampler_label(row["axes"], reference))
+    ax.set_xlabel(column_label(STATS[0]))
+    ax.set_ylabel(column_label(STATS[1]))
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
   return True
 
 
@@ -272,9 +328,13 @@ def summarize(sweep_dir: str, columns: tuple[str, ...] | None = None) -> dict:
       if plot_axis(rows, axis, column, path, f"{spec['name']}: {column} vs {axis}"):
         plots.append(path)
   if any("sampler" in r["axes"] for r in rows):
+    reference = reference_setting(spec)
     path = os.path.join(sweep_dir, "samplers.png")
-    if plot_samplers(rows, metric, path, f"{spec['name']}: {metric} per sampler",
-                     reference_setting(spec)):
+    if plot_samplers(rows, metric, path, f"{spec['name']}: {column_label(metric)} per sampler", reference):
+      plots.append(path)
+    path = os.path.join(sweep_dir, "hardness.png")
+    if plot_hardness(rows, path, f"{spec['name']}: how hard and how wrong each sampler's batches are",
+                     reference):
       plots.append(path)
   return {**summary, "plots": plots}
 
