@@ -2,6 +2,7 @@
 # One entry point for a fresh machine:
 #   ./run.sh          SimCLR on digits, uniform / ProSampler / TBS / B3 / cluster batches over 3 seeds, table + plots under runs/
 #   ./run.sh test     the test suite (what CI runs)
+#   ./run.sh notebook the reproduction notebook, executed on the runs under runs/, as runs/reproduce.html
 #   ./run.sh python … run any command inside the project's environment
 set -euo pipefail
 caller="$PWD"                      # `./run.sh python …` resolves its paths here, where it was typed
@@ -35,6 +36,7 @@ py="$repo/$venv/bin/python"
 case "${1:-}" in
   "")     exec "$py" -m experiments.compare_samplers --workdir=runs/digits --samplers=uniform,proximity,tail,partition,cluster --seeds=0,1,2 ;;
   test)   shift; exec "$py" -m pytest -q "$@" ;;
+  notebook) shift; cd "$caller"; export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"; exec "$py" -m experiments.notebooks.render "$@" ;;
   python) shift; cd "$caller"; export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"; exec "$py" "$@" ;;
-  *)      echo "usage: ./run.sh [test [pytest args] | python ARGS…]" >&2; exit 2 ;;
+  *)      echo "usage: ./run.sh [test [pytest args] | notebook [--results=DIR] | python ARGS…]" >&2; exit 2 ;;
 esac

@@ -153,25 +153,25 @@ def test_summary_tables_are_mean_and_std_over_seeds_and_the_plots_exist(sweep_di
   assert hardness[200] > hardness[20]
 
 
-def test_the_notebook_runs_top_to_bottom_on_the_results(sweep_dir, tmp_path):
-  import nbclient  # pylint: disable=g-import-not-at-top
+def test_the_notebook_runs_top_to_bottom_on_the_results_and_renders_as_html(sweep_dir, tmp_path):
+  """What ./run.sh notebook does (experiments/notebooks/render.py), on a tiny sweep."""
   import nbformat  # pylint: disable=g-import-not-at-top
+  from experiments.notebooks import render  # pylint: disable=g-import-not-at-top
   summarize.summarize(sweep_dir)  # the documented order: sweep, summarize (tables, plots), notebook
   written = {name: os.path.getmtime(os.path.join(sweep_dir, name))
              for name in os.listdir(sweep_dir) if name.startswith("summary") or name.endswith(".png")}
-  notebook = nbformat.read(os.path.join(REPO, "experiments", "notebooks", "reproduce.ipynb"), as_version=4)
-  os.environ["PROSAMPLER_RESULTS"] = os.path.dirname(sweep_dir)
-  os.environ["PROSAMPLER_ROOT"] = REPO
-  try:
-    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
-  finally:
-    del os.environ["PROSAMPLER_RESULTS"], os.environ["PROSAMPLER_ROOT"]
+  html, executed = render.render(os.path.dirname(sweep_dir), str(tmp_path / "out" / "reproduce.html"))
+  notebook = nbformat.read(executed, as_version=4)
   outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
   assert not [o for o in outputs if o.output_type == "error"]
   text = json.dumps([o.get("data", {}).get("text/markdown", o.get("text", "")) for o in outputs])
   assert "1 sweep(s)" in text and "### tiny (8/8 runs)" in text and "| proximity | 200 | 2 |" in text
   assert sum("image/png" in o.get("data", {}) for o in outputs) == 5
+  # Ours first: our tables and plots come before the papers' numbers.
+  headings = [c.source.splitlines()[0] for c in notebook.cells if c.cell_type == "markdown"]
+  assert headings.index("## Our plots") < headings.index("## Beside the papers' numbers")
+  page = open(html, encoding="utf-8").read()
+  assert "### tiny" not in page and "tiny (8/8 runs)" in page and "data:image/png;base64" in page
   # The notebook reads; it rewrites none of the sweep's tables or plots.
   assert {name: os.path.getmtime(os.path.join(sweep_dir, name)) for name in written} == written
 
