@@ -34,9 +34,6 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/digits", "Parent directory of th
 _SAMPLERS = flags.DEFINE_list("samplers", ["uniform", "proximity", "tail"], "Samplers to compare.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds; the table shows mean ± std over them.")
 
-# Besides the task's headline metrics (summarize.TASK_METRICS), what every task has.
-COMMON = ("mean_neg_cos", "false_negative_rate", "min_bank_written", "bank_staleness", "wall_seconds")
-
 
 def plot_monitor(runs: list[dict], metric: str, path: str, title: str) -> bool:
   """``metric`` per epoch, one line per sampler: the mean over seeds with a ±1 std band."""
@@ -84,7 +81,7 @@ def main(argv):
     print(f"error: {error}", file=sys.stderr)
     return 1
   # The table (also summary.md / .csv) and the sweep's plots.
-  summary = summarize.summarize(_WORKDIR.value, columns=metrics + COMMON)
+  summary = summarize.summarize(_WORKDIR.value, columns=summarize.comparison_columns(base.task))
   runs = summary["runs"]
   print(summary["markdown"])
   plot = os.path.join(_WORKDIR.value, f"{summary['metric']}.png")

@@ -30,6 +30,9 @@ from prosampler_jax import run_config
 TASK_METRICS = {"simclr": ("knn_accuracy", "linear_accuracy"), "simcse": ("stsb_dev", "stsb", "average"),
                 "graphcl": ("svm_acc",)}
 STATS = ("mean_neg_cos", "false_negative_rate")  # batch hardness and wrong negatives
+# A sampler comparison's columns besides the task's metrics: what every task has.
+_COMPARISON_COMMON = ("mean_neg_cos", "false_negative_rate", "min_bank_written", "bank_staleness",
+                      "wall_seconds")
 NUMERIC_AXES = ("M", "alpha", "K", "B", "t", "quantile")
 _AXIS_LABELS = {"M": "candidates M", "alpha": "restart probability α", "K": "neighbours K",
                 "B": "batch size B", "t": "refresh interval t (steps)", "quantile": "TBS quantile"}
@@ -94,6 +97,12 @@ def load_runs(sweep_dir: str) -> tuple[dict, list[dict]]:
                  "dataset": result.get("dataset"), "loss": result.get("loss"), **figures, **{k: stats.get(k) for k in STATS}, **freshness,
                  "epochs": epochs})
   return spec, runs
+
+
+def comparison_columns(task: str) -> tuple[str, ...]:
+  """The columns of a sampler comparison's table (compare_samplers, the README's tables): the task's
+  metrics, then batch hardness, false negatives, bank freshness and wall time."""
+  return TASK_METRICS.get(task, ()) + _COMPARISON_COMMON
 
 
 def _changed_keys(saved: dict, config: dict) -> list[str]:
