@@ -83,6 +83,11 @@ class PlanBatchSampler:
     """The epoch the next iteration yields (as ``DistributedSampler.set_epoch``)."""
     self.epoch = _checks.check_int("epoch", epoch, low=0)
 
+  def start_epoch(self) -> None:
+    """Starts the current epoch's digest afresh (iterating does it; an adapter that samples windows
+    itself with ``sample_window`` calls it at each epoch's start)."""
+    self._digest = hashlib.sha256(f"epoch {self.epoch}".encode())
+
   def __len__(self) -> int:
     return self.sampler.num_batches_per_epoch
 
@@ -129,7 +134,7 @@ class PlanBatchSampler:
     schedule = WindowSchedule(len(self), self.refresh_batches)  # the trainer's windows
     local = self.sampler.batch_size // self.num_replicas
     columns = slice(self.rank * local, (self.rank + 1) * local)
-    self._digest = hashlib.sha256(f"epoch {self.epoch}".encode())
+    self.start_epoch()
     for window in range(schedule.windows_per_epoch):
       rows = self.sample_window(window)
       for row in rows[:schedule.window_length(window)]:

@@ -102,23 +102,23 @@ def readers(config: ml_collections.ConfigDict) -> list[tuple[str, list[str], lis
   """(reader, the keys of its part of the config it does not read, those it reads) for the run's sampler,
   loss and task: each part of the config that only one choice of sampler, loss or task reads."""
   flat = flatten(config)
-  readers = []
+  parts = []
   name = config.sampler.name
   if name in samplers.SAMPLERS:
     reads = {*samplers.keyword_arguments(name), *LOOP_SAMPLER_KEYS}
-    readers.append((f"sampler {name!r}", [k for k in flat if k.startswith("sampler.")],
+    parts.append((f"sampler {name!r}", [k for k in flat if k.startswith("sampler.")],
                     lambda key, reads=reads: key.split(".", 1)[1] in reads))
   name = config.loss.name if "loss" in config else None
   if name in losses.NAMES:
     reads = {*losses.hyperparameter_names(name), *LOOP_LOSS_KEYS}
-    readers.append((f"loss {name!r}", [k for k in flat if k.startswith("loss.")],
+    parts.append((f"loss {name!r}", [k for k in flat if k.startswith("loss.")],
                     lambda key, reads=reads: key.split(".", 1)[1] in reads))
   if config.task in tasks.TASK_KEYS:
     specific = [k for k in flat if k.split(".")[0] in tasks.TASK_SECTIONS or k in tasks.TASK_TOP_KEYS]
-    readers.append((f"task {config.task!r}", specific,
+    parts.append((f"task {config.task!r}", specific,
                     lambda key, task=config.task: tasks.reads_key(task, key)))
   return [(reader, [k for k in keys if not reads(k)], [k for k in keys if reads(k)])
-          for reader, keys, reads in readers]
+          for reader, keys, reads in parts]
 
 
 def unread_keys(config: ml_collections.ConfigDict) -> list[str]:

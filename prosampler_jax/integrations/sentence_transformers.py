@@ -103,10 +103,11 @@ class ProSamplerBatchSampler(DefaultBatchSampler):
     return full + int(not self.drop_last and len(self._covered) % self.batch_size > 0)
 
   def __iter__(self) -> Iterator[list[int]]:
+    self._plan.set_epoch(self.epoch)
     if self._epoch_in_progress != self.epoch:  # a fresh epoch (not one restored mid-way)
       self._epoch_in_progress, self._position, self._window_rows = self.epoch, 0, None
       self._covered[:] = False
-    self._plan.set_epoch(self.epoch)
+      self._plan.start_epoch()
     t = self._plan.refresh_batches
     schedule = WindowSchedule(self._plan.sampler.num_batches_per_epoch, t)
     while self._position < schedule.steps_per_epoch:
