@@ -18,6 +18,7 @@ README; a test runs the check, so a hand-edited number or a stale table fails CI
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -51,23 +52,62 @@ def write(readme: str, root: str = REPO) -> str:
 
 
 def collect(runs: str, root: str = REPO) -> list[str]:
-  """Writes ``experiments/results/NAME.md`` for every results file the README names whose sweep
-  ``runs/NAME`` exists: its comparison table. Returns the files written."""
-  from experiments.ablations import summarize  # pylint: disable=g-import-not-at-top
+  """Writes ``experiments/results/NAME.md`` for every results file the README names whose source under
+  ``runs`` exists (``source_table``). Returns the files written."""
   written = []
   with open(os.path.join(root, "README.md"), encoding="utf-8") as f:
     names = [os.path.splitext(os.path.basename(path))[0] for path, _ in blocks(f.read())]
   for name in names:
-    sweep_dir = os.path.join(runs, name)
-    if not os.path.isfile(os.path.join(sweep_dir, "sweep.json")):
+    table = source_table(name, runs)
+    if table is None:
       continue
-    _, sweep_runs = summarize.load_runs(sweep_dir)
-    summary = summarize.aggregate(sweep_dir, summarize.comparison_columns(sweep_runs[0]["task"]))
     path = os.path.join(root, RESULTS, f"{name}.md")
     with open(path, "w", encoding="utf-8") as f:
-      f.write(summary["markdown"] + "\n")
+      f.write(table + "\n")
     written.append(path)
   return written
+
+
+def source_table(name: str, runs: str) -> str | None:
+  """The table behind results file NAME, or None when its run is not under ``runs``:
+
+  - ``pairs_<set>``: the sampler comparison of ``experiments.examples.sampler_claims`` on that set
+    (``runs/pairs/<set>/claims/all/compare.md``) without its seconds, which measure the machine's load;
+  - ``pairs_<set>_M`` / ``pairs_<set>_alpha``: ProSampler along that grid (from ``claims.json``);
+  - anything else: the sweep ``runs/NAME``'s comparison table (``summarize.comparison_columns``).
+  """
+  if name.startswith("pairs_"):
+    dataset, _, grid = name[len("pairs_"):].partition("_")
+    claims = os.path.join(runs, "pairs", dataset, "claims")
+    if grid:
+      path = os.path.join(claims, "claims.json")
+      if not os.path.isfile(path):
+        return None
+      from experiments.examples import sampler_claims  # pylint: disable=g-import-not-at-top
+      with open(path, encoding="utf-8") as f:
+        points = json.load(f)[f"by_{grid}"]
+      return sampler_claims.grid_table("α" if grid == "alpha" else grid, list(points),
+                                       list(points.values()))[0]
+    path = os.path.join(claims, "all", "compare.md")
+    if not os.path.isfile(path):
+      return None
+    with open(path, encoding="utf-8") as f:
+      return _without_column([line for line in f.read().splitlines() if line.startswith("|")],
+                             "Seconds per epoch")
+  from experiments.ablations import summarize  # pylint: disable=g-import-not-at-top
+  sweep_dir = os.path.join(runs, name)
+  if not os.path.isfile(os.path.join(sweep_dir, "sweep.json")):
+    return None
+  _, sweep_runs = summarize.load_runs(sweep_dir)
+  return summarize.aggregate(sweep_dir, summarize.comparison_columns(sweep_runs[0]["task"]))["markdown"]
+
+
+def _without_column(lines: list[str], column: str) -> str:
+  """A Markdown table (its lines) without the named column."""
+  cells = [line.strip().strip("|").split("|") for line in lines]
+  drop = [c.strip() for c in cells[0]].index(column)
+  return "\n".join("| " + " | ".join(c.strip() for i, c in enumerate(row) if i != drop) + " |"
+                   for row in cells)
 
 
 def main(argv: list[str] | None = None) -> int:

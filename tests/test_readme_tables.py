@@ -31,3 +31,22 @@ def test_a_typed_number_or_a_stale_table_is_named_and_write_restores_the_files_t
   assert readme_tables.write(typed, str(tmp_path)) == readme
   missing = readme.replace("digits.md", "cifar10.md")
   assert readme_tables.stale(missing, str(tmp_path)) == ["experiments/results/cifar10.md: no such file"]
+
+
+def test_the_demonstrations_tables_come_from_plan_compare_and_the_claims_grids(tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  claims = tmp_path / "pairs" / "toy" / "claims"
+  os.makedirs(claims / "all")
+  (claims / "all" / "compare.md").write_text(
+      "Samplers on toy: N = 10.\n\n| Sampler | Loss gap | Seconds per epoch |\n|:---|---:|---:|\n"
+      "| uniform | 2.4724 | 0.0002 |\n| tail | 1.4342 | 0.64 |\n")
+  row = lambda h: {"mean_neg_cos": h, "false_negative_rate": h / 10, "margin_dropped_rate": h / 5,
+                   "loss_gap": 2 - h}
+  (claims / "claims.json").write_text(json.dumps({"by_M": {"100": row(0.1), "300": row(0.2)}}))
+  # The machine-dependent seconds are dropped; everything else is the tool's own table.
+  assert readme_tables.source_table("pairs_toy", str(tmp_path)) == (
+      "| Sampler | Loss gap |\n| :--- | ---: |\n| uniform | 2.4724 |\n| tail | 1.4342 |")
+  grid = readme_tables.source_table("pairs_toy_M", str(tmp_path)).splitlines()
+  assert grid[0] == "| M | mean_neg_cos | false_negative_rate | margin_dropped_rate | loss_gap |"
+  assert grid[2:] == ["| 100 | 0.1000 | 0.0100 | 0.0200 | 1.9000 |", "| 300 | 0.2000 | 0.0200 | 0.0400 | 1.8000 |"]
+  assert readme_tables.source_table("pairs_other", str(tmp_path)) is None
