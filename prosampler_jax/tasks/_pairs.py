@@ -4,7 +4,6 @@ reads pairs gets, and the loss gap's pair), and the label ids the losses' same-l
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
