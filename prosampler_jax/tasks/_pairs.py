@@ -1,12 +1,12 @@
-"""What every two-view task shares: the bank row of a pair of views, its two halves (what a sampler that
-reads pairs gets, and the loss gap's pair), and the label ids the losses' same-label exclusion reads."""
+"""What every two-view task shares: a bank row's two halves (what a sampler that reads pairs gets, and the
+loss gap's pair; the row itself is ``normalize.pair_rows``), and the label ids the losses' same-label
+exclusion reads."""
 
 from __future__ import annotations
 
 import jax
 import ml_collections
 import numpy as np
-
 
 
 def bank_halves(bank) -> tuple[jax.Array, jax.Array]:
