@@ -102,6 +102,23 @@ def test_uniform_windows_partitioning_an_epoch_form_a_permutation():
   assert not np.array_equal(np.sort(windows[0].ravel()), np.arange(40))
 
 
+def test_fixed_batches_are_the_same_every_epoch_window_by_window_and_chosen_by_the_seed():
+  """GraphCL's released baseline: one shuffle, then the same batches every epoch."""
+  windows = lambda sampler, epoch: [sampler.sample(epoch, num_batches=10, window=w) for w in range(3)]
+  fixed = samplers.FixedSampler(103, 4, seed=5)
+  first = windows(fixed, 0)
+  for epoch in (1, 2, 9):
+    np.testing.assert_array_equal(np.concatenate(windows(fixed, epoch)), np.concatenate(first))
+  # They are uniform's epoch-0 batches: a permutation of the epoch, window by window.
+  np.testing.assert_array_equal(np.concatenate(first), np.concatenate(windows(
+      samplers.UniformSampler(103, 4, seed=5), 0)))
+  epoch = np.concatenate([first[0], first[1], first[2][:5]])
+  assert np.unique(epoch).size == epoch.size == 100
+  other = samplers.FixedSampler(103, 4, seed=6).sample(3, num_batches=10, window=0)
+  assert not np.array_equal(other, first[0])
+  assert samplers.make_sampler("fixed", 103, 4, seed=5).sample(4).shape == (25, 4)
+
+
 @hypothesis.settings(max_examples=25, deadline=None)
 @hypothesis.given(num_examples=st.integers(2, 200), data=st.data())
 def test_uniform_rows_are_distinct_and_windows_cover(num_examples, data):

@@ -47,7 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss_gap_scores = 2**26
 
   config.sampler = ml_collections.ConfigDict()
-  config.sampler.name = "proximity"   # uniform | proximity | knn | tail | partition | cluster
+  config.sampler.name = "proximity"   # uniform | proximity | knn | tail | partition | cluster | fixed
   config.sampler.num_neighbors = 100  # K
   config.sampler.num_candidates = 1000  # M
   config.sampler.restart_prob = 0.2   # α

@@ -53,7 +53,7 @@ class ProSamplerBatchSampler(DefaultBatchSampler):
 
   The first six arguments are what sentence-transformers passes. Keyword arguments (bound by
   ``batch_sampler``):
-    sampler: a name of ``samplers.SAMPLERS`` (uniform | proximity | knn | tail | partition | cluster).
+    sampler: a name of ``samplers.SAMPLERS`` (uniform | proximity | knn | tail | partition | cluster | fixed).
     model: the SentenceTransformer being trained (needed by every sampler but uniform and plans).
     plan: path of a plan written by ``python -m prosampler_jax.plan`` (with its ``.json``): its batches
       instead of a sampler's (refused when made for another N or B).

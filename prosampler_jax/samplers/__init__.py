@@ -14,7 +14,7 @@ from prosampler_jax.samplers.knn import KnnSampler
 from prosampler_jax.samplers.partition import PartitionSampler
 from prosampler_jax.samplers.proximity import ProximitySampler
 from prosampler_jax.samplers.tail import TailSampler
-from prosampler_jax.samplers.uniform import UniformSampler
+from prosampler_jax.samplers.uniform import FixedSampler, UniformSampler
 
 SAMPLERS = {
     "uniform": UniformSampler,
@@ -23,6 +23,7 @@ SAMPLERS = {
     "tail": TailSampler,
     "partition": PartitionSampler,
     "cluster": ClusterSampler,
+    "fixed": FixedSampler,
 }
 
 

@@ -1,4 +1,4 @@
-"""Uniform batches: the shuffle baseline every contrastive learner starts from."""
+"""Uniform batches: the shuffle baseline every contrastive learner starts from, and its fixed variant."""
 
 from __future__ import annotations
 
@@ -22,3 +22,16 @@ class UniformSampler(base.BatchSampler):
   def _sample(self, epoch: int, window: int, num_batches: int, embeddings) -> np.ndarray:
     del embeddings  # Uniform batches ignore the bank.
     return self._uniform_batches(epoch, window, num_batches)
+
+
+class FixedSampler(UniformSampler):
+  """One shuffle, then the same batches every epoch: the baseline GraphCL's released unsupervised TU code
+  trained (issue 25: its published "GraphCL" column ran this way, not with a reshuffle per epoch).
+
+  Every epoch (and every window of it) gives the batches ``UniformSampler`` gives in epoch 0 with the
+  same seed, so only the seed chooses them.
+  """
+
+  def _sample(self, epoch: int, window: int, num_batches: int, embeddings) -> np.ndarray:
+    del epoch, embeddings  # The same batches every epoch; no bank.
+    return self._uniform_batches(0, window, num_batches)
