@@ -38,7 +38,7 @@ _AXIS_LABELS = {"M": "candidates M", "alpha": "restart probability α", "K": "ne
                 "B": "batch size B", "t": "refresh interval t (steps)", "quantile": "TBS quantile"}
 # What a reader sees instead of the code's names.
 SAMPLER_NAMES = {"uniform": "uniform", "proximity": "ProSampler", "knn": "kNN", "tail": "TBS",
-                 "partition": "B3 partition", "cluster": "cluster batches"}
+                 "partition": "B3 partition", "cluster": "cluster batches", "fixed": "fixed batches"}
 _SETTING_NAMES = {"alpha": "α", "quantile": "q"}
 COLUMN_LABELS = {"knn_accuracy": "kNN accuracy", "linear_accuracy": "linear-probe accuracy",
                  "svm_acc": "SVM accuracy (%)", "stsb_dev": "STS-B dev (Spearman)", "stsb": "STS-B test (Spearman)",
