@@ -42,6 +42,14 @@ def check_float(name: str, value, *, low: float | None = None, high: float | Non
   return value
 
 
+def check_bool(name: str, value) -> bool:
+  """Returns ``value`` if it is a bool (NumPy's included) or raises ValueError: 0/1 or "true" are refused,
+  so a mistyped override is named rather than read as truthy."""
+  if not isinstance(value, (bool, np.bool_)):
+    raise ValueError(f"{name} must be True or False, got {value!r} ({type(value).__name__}).")
+  return bool(value)
+
+
 def check_probability(name: str, value) -> float:
   """A probability in [0, 1]."""
   return check_float(name, value, low=0.0, high=1.0)

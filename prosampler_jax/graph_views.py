@@ -20,10 +20,22 @@ pure function of the key.
 - ``random2`` / ``random3`` / ``random4``: per graph, one of {node_drop, subgraph} / {node_drop,
   edge_perturb, subgraph} / all four, uniformly — GraphCL's unsupervised TU ``--aug`` choices.
 
-Where we differ from GraphCL's unsupervised TU code (aug.py): it drops/perturbs/masks 10% there but the
-paper's and its other settings' default is 20% (``ratio``); its ``subgraph`` keeps 20% of the nodes and,
-through a ``set.union`` whose result is discarded, only ever the start node's direct neighbours; it adds
-self-loops to every node but the last. We implement the augmentations as the paper describes them.
+Two settings follow GraphCL's released unsupervised TU code (Shen-Lab/GraphCL ``unsupervised_TU``:
+``aug.py``, ``gsimclr.py``) where it departs from the paper's description; the ``released_code`` recipe of
+``experiments/configs/graphcl_base.py`` turns them on, with its 10% ``ratio`` and the self-loops of
+``data/graphs.with_self_loops``:
+
+- ``subgraph="start_neighbours"``: the view keeps the start node and ⌊0.2·n⌋ of its direct neighbours
+  (all of them when it has fewer), chosen uniformly. The released code means to grow a piece of 20% of
+  the nodes, but the ``set.union`` that should add each new node's neighbours discards its result, so
+  only the start's neighbours are ever candidates (its 0.2 is fixed; ``ratio`` does not change it). The
+  released loop also gives up after n draws with repetition; we always complete the draw.
+  ``subgraph="grow"`` (the default) is the paper's: a connected piece of n − ⌊ratio·n⌋ nodes.
+- ``drop_unlinked=True``: after augmenting, a view loses every node that no edge entry touches any more
+  (self-loops count), and then its self-loop entries, as ``gsimclr.py`` rebuilds each augmented batch
+  before encoding. The released code does this for ``dnodes``, ``subgraph`` and ``random2``–``random4``
+  but not for ``pedges`` or ``mask_nodes`` alone; here it applies to every augmented view (the recipe
+  uses ``random4``, where the two agree). ``view="none"`` is never changed.
 """
 
 from __future__ import annotations
@@ -41,6 +53,8 @@ RANDOM_CHOICES = {
     "random4": ("node_drop", "edge_perturb", "subgraph", "attr_mask"),
 }
 VIEWS = AUGMENTATIONS + tuple(RANDOM_CHOICES)
+SUBGRAPHS = ("grow", "start_neighbours")
+RELEASED_SUBGRAPH_SHARE = 0.2  # the share of n "start_neighbours" keeps besides the start (aug.py's 0.2)
 
 
 def check_view(name: str, value: str) -> str:
@@ -53,26 +67,39 @@ def check_ratio(name: str, value) -> float:
   return _checks.check_float(name, value, low=0.0, high=1.0, high_open=True)
 
 
-def augment(graphs: dict, keys: jax.Array, *, view: str, ratio: float = 0.2) -> dict:
-  """One view of every graph of a padded batch; ``keys`` holds one PRNG key per graph (``[B]``)."""
+def check_subgraph(name: str, value: str) -> str:
+  """``value`` is a known subgraph style; the error names ``name``."""
+  return _checks.check_choice(name, value, SUBGRAPHS)
+
+
+def augment(graphs: dict, keys: jax.Array, *, view: str, ratio: float = 0.2, subgraph: str = "grow",
+            drop_unlinked: bool = False) -> dict:
+  """One view of every graph of a padded batch; ``keys`` holds one PRNG key per graph (``[B]``).
+  ``subgraph`` and ``drop_unlinked``: see the module docstring (the released code's settings)."""
   check_view("view", view)
   ratio = check_ratio("ratio", ratio)
+  check_subgraph("subgraph", subgraph)
+  drop_unlinked = _checks.check_bool("drop_unlinked", drop_unlinked)
   check_graphs(graphs)
   if view == "none":
     return dict(graphs)
   single = {k: graphs[k] for k in GRAPH_KEYS}
-  out = jax.vmap(lambda g, key: _one_view(g, key, view, ratio))(single, keys)
+  out = jax.vmap(lambda g, key: _one_view(g, key, view, ratio, subgraph, drop_unlinked))(single, keys)
   return {**graphs, **out}
 
 
-def _one_view(graph: dict, key: jax.Array, view: str, ratio: float) -> dict:
+def _one_view(graph: dict, key: jax.Array, view: str, ratio: float, subgraph: str,
+              drop_unlinked: bool) -> dict:
+  augmentations = {**_AUGMENT, "subgraph": _SUBGRAPH[subgraph]}
   if view in RANDOM_CHOICES:
     options = RANDOM_CHOICES[view]
     choice_key, key = jax.random.split(key)
     choice = jax.random.randint(choice_key, (), 0, len(options))
-    branches = [lambda g, k, name=name: _AUGMENT[name](g, k, ratio) for name in options]
-    return jax.lax.switch(choice, branches, graph, key)
-  return _AUGMENT[view](graph, key, ratio)
+    branches = [lambda g, k, name=name: augmentations[name](g, k, ratio) for name in options]
+    graph = jax.lax.switch(choice, branches, graph, key)
+  else:
+    graph = augmentations[view](graph, key, ratio)
+  return _without_unlinked(graph) if drop_unlinked else graph
 
 
 def _node_drop(graph: dict, key: jax.Array, ratio: float) -> dict:
@@ -125,8 +152,30 @@ def _subgraph(graph: dict, key: jax.Array, ratio: float) -> dict:
   return _with_nodes(graph, member)
 
 
+def _start_neighbours(graph: dict, key: jax.Array, ratio: float) -> dict:
+  """The start node and ⌊0.2·n⌋ of its direct neighbours (the released code's subgraph; ``ratio``
+  unused)."""
+  del ratio
+  real = graph["node_mask"]
+  start_key, pick_key = jax.random.split(key)
+  start = _uniform_subset(start_key, real, jnp.ones(()))
+  out_of_start = start[graph["senders"]] & _live_edges(graph)
+  neighbours = jnp.zeros_like(real).at[graph["receivers"]].max(out_of_start) & real & ~start
+  count = jnp.floor(RELEASED_SUBGRAPH_SHARE * jnp.sum(real))
+  return _with_nodes(graph, start | _uniform_subset(pick_key, neighbours, count))
+
+
+def _without_unlinked(graph: dict) -> dict:
+  """The graph without the nodes no live edge entry touches, then without its self-loop entries."""
+  live = _live_edges(graph)
+  touched = lambda ends: jnp.zeros_like(graph["node_mask"]).at[ends].max(live)
+  graph = _with_nodes(graph, graph["node_mask"] & (touched(graph["senders"]) | touched(graph["receivers"])))
+  return {**graph, "edge_mask": graph["edge_mask"] & (graph["senders"] != graph["receivers"])}
+
+
 _AUGMENT = {"node_drop": _node_drop, "edge_perturb": _edge_perturb, "attr_mask": _attr_mask,
             "subgraph": _subgraph}
+_SUBGRAPH = {"grow": _subgraph, "start_neighbours": _start_neighbours}
 
 
 def _uniform_subset(key: jax.Array, eligible: jax.Array, count: jax.Array) -> jax.Array:

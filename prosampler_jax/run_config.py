@@ -160,7 +160,8 @@ def flatten(config: ml_collections.ConfigDict | dict, prefix: str = "") -> dict[
 # before the key existed still resume; another value is a change, refused by name). A key added from now
 # on joins this table with its neutral value.
 ADDED_KEYS = {"loss.false_negative_margin": None, "loss.exclude_same_label": False,
-              "sampler.bank_view": "rows"}
+              "sampler.bank_view": "rows", "graph.self_loops": "none", "augment.subgraph": "grow",
+              "augment.drop_unlinked": False}
 
 
 def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, Any, Any]]:

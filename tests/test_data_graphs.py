@@ -189,3 +189,31 @@ def test_eval_batches_cover_every_graph_once_with_padding_marked(mutag):
     np.testing.assert_array_equal(batch["inputs"]["node_mask"].sum(1)[real],
                                   mutag.num_nodes[batch["index"][real]])
   assert seen == list(range(188)) and labels == mutag.labels.tolist()
+
+
+def test_self_loops_go_on_every_node_below_the_largest_edge_end_as_graphcls_loader_adds_them(tmp_path):
+  # Graph 1: a path 0-1-2 (largest end 2: loops on 0, 1); graph 2: no edges (no loops); graph 3: an
+  # edge 0-1 and two nodes no edge names (largest end 1: a loop on 0 only).
+  root = write_dataset(tmp_path, indicator="1\n1\n1\n2\n3\n3\n3\n3\n", labels="0\n1\n0\n",
+                       edges="1, 2\n2, 1\n2, 3\n3, 2\n5, 6\n6, 5\n", edge_labels="1\n1\n2\n2\n3\n3\n")
+  toy = graphs.load_tu_dataset("TOY", root)
+  looped = graphs.with_self_loops(toy)
+  assert looped.num_edges.tolist() == [6, 0, 3]
+  pairs = lambda g: list(zip(*[a.tolist() for a in looped.graph(g)[1:]]))
+  assert pairs(0) == [(0, 1), (1, 0), (1, 2), (2, 1), (0, 0), (1, 1)]  # its own edges, then the loops
+  assert pairs(1) == [] and pairs(2) == [(0, 1), (1, 0), (0, 0)]
+  assert looped.edge_labels.tolist() == [1, 1, 2, 2, -1, -1, 3, 3, -1]
+  np.testing.assert_array_equal(looped.node_features, toy.node_features)
+  assert graphs.with_self_loops(toy, "none") is toy
+  with pytest.raises(ValueError, match=r"self_loops='all'.*allowed.*none.*all_but_last"):
+    graphs.with_self_loops(toy, "all")
+
+
+def test_self_loops_reach_the_share_of_nodes_graphcls_released_code_gives_mutag():
+  mutag = graphs.load_tu_dataset("MUTAG", graphs.grakel_mutag_dir())
+  looped = graphs.with_self_loops(mutag)
+  for g in range(len(mutag)):
+    _, s, r = looped.graph(g)
+    loops = s[s == r]
+    assert loops.tolist() == list(range(int(mutag.graph(g)[1].max())))
+  assert round(float((looped.num_edges - mutag.num_edges).sum() / mutag.num_nodes.sum()), 3) == 0.944

@@ -157,3 +157,71 @@ def test_bad_arguments_name_themselves(mutag):
       graph_views.augment(batch, keys_for(4), view="node_drop", ratio=ratio)
   with pytest.raises(ValueError, match="edge_mask"):
     graph_views.augment({k: v for k, v in batch.items() if k != "edge_mask"}, keys_for(4), view="subgraph")
+
+
+@pytest.fixture(scope="module")
+def looped_mutag(mutag):
+  return graphs.with_self_loops(mutag)
+
+
+def kept(graph, b):
+  return set(np.flatnonzero(graph["node_mask"][b]).tolist())
+
+
+def test_start_neighbours_keeps_the_start_and_a_fifth_of_n_of_its_direct_neighbours(looped_mutag):
+  """The released code's subgraph view: some node s and min(⌊0.2·n⌋, its neighbours) of them; ratio has
+  no effect on it. Every one of 188 graphs × 3 draws is checked; the edges are those among the kept."""
+  batch = batch_of(looped_mutag, np.arange(188), num_nodes=32, num_edges=128)
+  sizes = []
+  for seed in range(3):
+    out = as_numpy(graph_views.augment(batch, keys_for(188, seed), view="subgraph", ratio=0.1,
+                                       subgraph="start_neighbours"))
+    for b in range(188):
+      nodes, edges, n = kept(out, b), edge_set(batch, b), int(batch["node_mask"][b].sum())
+      neighbours = lambda s: {v for u, v in edges if u == s and v != s}
+      starts = [s for s in nodes if nodes - {s} <= neighbours(s)
+                and len(nodes) - 1 == min(int(0.2 * n), len(neighbours(s)))]
+      assert starts, (b, sorted(nodes))
+      assert edge_set(out, b) == {(u, v) for u, v in edges if u in nodes and v in nodes}
+      sizes.append(len(nodes) / n)
+  # What the view keeps of MUTAG on average (the grown subgraph keeps 90% at this ratio).
+  assert 0.15 < np.mean(sizes) < 0.25, np.mean(sizes)
+
+
+def test_drop_unlinked_removes_untouched_nodes_then_the_self_loops():
+  # Nodes 0-1 joined; 2 and 3 carry only a self-loop; 4 carries nothing (the released loader's last node).
+  edges = [(0, 1), (1, 0), (0, 0), (1, 1), (2, 2), (3, 3)]
+  graph = {"nodes": np.ones((1, 6, 1), np.float32), "node_mask": np.array([[1, 1, 1, 1, 1, 0]], bool),
+           "senders": np.array([[u for u, _ in edges] + [0, 0]], np.int32),
+           "receivers": np.array([[v for _, v in edges] + [0, 0]], np.int32),
+           "edge_mask": np.array([[1] * 6 + [0, 0]], bool)}
+  out = as_numpy(graph_views.augment(graph, keys_for(1), view="node_drop", ratio=0.0, drop_unlinked=True))
+  assert kept(out, 0) == {0, 1, 2, 3} and edge_set(out, 0) == {(0, 1), (1, 0)}
+  same = as_numpy(graph_views.augment(graph, keys_for(1), view="none", drop_unlinked=True))
+  assert kept(same, 0) == {0, 1, 2, 3, 4} and len(edge_set(same, 0)) == 6  # the graph itself: untouched
+
+
+@pytest.mark.parametrize("view", ["node_drop", "edge_perturb", "attr_mask", "subgraph", "random4"])
+def test_released_views_keep_only_nodes_an_edge_or_a_loop_touched_and_no_loops(looped_mutag, view):
+  batch = batch_of(looped_mutag, np.arange(60), num_nodes=32, num_edges=128)
+  loose = as_numpy(graph_views.augment(batch, keys_for(60, 7), view=view, ratio=0.1,
+                                       subgraph="start_neighbours"))
+  out = as_numpy(graph_views.augment(batch, keys_for(60, 7), view=view, ratio=0.1,
+                                     subgraph="start_neighbours", drop_unlinked=True))
+  np.testing.assert_array_equal(out["nodes"], loose["nodes"])  # the same draw, then pruned
+  for b in range(60):
+    touched = {u for e in edge_set(loose, b) for u in e}
+    assert kept(out, b) == kept(loose, b) & touched
+    assert edge_set(out, b) == {(u, v) for u, v in edge_set(loose, b) if u != v}
+  if view == "node_drop":  # ⌊n/10⌋ dropped, and the last node (no loop) goes too when isolated
+    for b in range(60):
+      n = int(batch["node_mask"][b].sum())
+      assert n - int(n / 10) - 1 <= len(kept(out, b)) <= n - int(n / 10)
+
+
+def test_released_settings_are_checked_by_name(mutag):
+  batch = batch_of(mutag, np.arange(4))
+  with pytest.raises(ValueError, match="subgraph='neighbours'.*allowed.*grow.*start_neighbours"):
+    graph_views.augment(batch, keys_for(4), view="subgraph", subgraph="neighbours")
+  with pytest.raises(ValueError, match="drop_unlinked must be True or False, got 1"):
+    graph_views.augment(batch, keys_for(4), view="subgraph", drop_unlinked=1)

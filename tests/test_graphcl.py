@@ -124,3 +124,51 @@ def test_every_tu_config_is_valid_and_names_its_dataset(module):
   assert config.loss.name == "graphcl" and config.loss.temperature == 0.2
   assert (config.model.num_layers, config.model.hidden, config.num_epochs) == (3, 32, 20)
   assert config.batch_size == (32 if module == "mutag" else 128)
+
+
+def test_the_paper_rows_train_what_graphcls_released_code_trained_and_the_paper_recipe_stays():
+  released, paper = graphcl_mutag.get_config(), graphcl_mutag.get_config("paper")
+  assert (released.augment.ratio, released.augment.subgraph, released.augment.drop_unlinked,
+          released.graph.self_loops, released.graph.missing_features) == (
+              0.1, "start_neighbours", True, "all_but_last", "constant")
+  assert (paper.augment.ratio, paper.augment.subgraph, paper.augment.drop_unlinked,
+          paper.graph.self_loops, paper.graph.missing_features) == (0.2, "grow", False, "none", "degree")
+  with pytest.raises(ValueError, match="recipe 'code'; allowed: released_code, paper"):
+    graphcl_mutag.get_config("code")
+  from experiments.ablations import runner  # the sweeps read '<file>.py:<recipe>' as --config does
+  path = os.path.join(os.path.dirname(__file__), "..", "experiments", "configs", "graphcl_nci1.py")
+  assert runner.load_config(path + ":paper").augment.subgraph == "grow"
+  assert runner.load_config(path).augment.subgraph == "start_neighbours"
+
+
+def test_the_released_recipe_loops_the_trained_and_evaluated_graphs_and_prunes_the_augmented_view(
+    monkeypatch):
+  task = graphcl.GraphCLTask(tiny_config())
+  seen = []
+  augment = graphcl.graph_views.augment
+
+  def recording_augment(graphs_in, keys, **options):
+    out = augment(graphs_in, keys, **options)
+    seen.append((options, jax.tree.map(np.asarray, out)))
+    return out
+
+  monkeypatch.setattr(graphcl.graph_views, "augment", recording_augment)
+  batch = next(iter(task.pretrain_batches(np.arange(64, dtype=np.int32).reshape(2, 32), window=0,
+                                          start_batch=0)))
+  model = task.make_model()
+  task.forward(model, jax.tree.map(jnp.asarray, batch["inputs"]))
+  (first_options, first), (second_options, second) = seen
+  loops = lambda g: int((g["edge_mask"] & (g["senders"] == g["receivers"])).sum())
+  assert first_options["view"] == "none" and loops(first) > 0.9 * first["node_mask"].sum()
+  assert second_options == {"view": "random4", "ratio": 0.1, "subgraph": "start_neighbours",
+                            "drop_unlinked": True} and loops(second) == 0
+  evaluated = []
+
+  def encode(batches):
+    batches = list(batches)
+    evaluated.extend(b["inputs"] for b in batches)
+    features = np.random.default_rng(0).normal(size=(task.num_examples, 4))
+    return {"features": features, "label": task.pretrain_labels, "index": np.arange(task.num_examples)}
+
+  task.evaluate(encode, final=False)
+  assert all(loops(g) > 0 for g in evaluated)  # GraphCL embeds the graphs with their loops too

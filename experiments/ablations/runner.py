@@ -59,14 +59,16 @@ def make_config(base: ml_collections.ConfigDict, overrides: dict, point: dict
 
 
 def load_config(path: str) -> ml_collections.ConfigDict:
-  """``get_config()`` of a config file (as ``--config`` of the training entry point reads it)."""
-  if not os.path.isfile(path):
-    raise ValueError(f"config file {path!r} not found; allowed: a path like "
-                     "experiments/configs/simclr_digits.py.")
-  module_spec = importlib.util.spec_from_file_location("sweep_base_config", path)
+  """``get_config()`` of a config file, as ``--config`` of the training entry point reads it:
+  ``file.py:text`` passes ``text`` to ``get_config`` (a config's variant, e.g. a GraphCL recipe)."""
+  file, *argument = path.split(":", 1)
+  if not os.path.isfile(file):
+    raise ValueError(f"config file {file!r} not found; allowed: a path like "
+                     "experiments/configs/simclr_digits.py (optionally :<variant>).")
+  module_spec = importlib.util.spec_from_file_location("sweep_base_config", file)
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
-  return module.get_config()
+  return module.get_config(*argument)
 
 
 def parse_value(text: str):

@@ -16,7 +16,7 @@ The ProSampler paper reports 70.62 (GraphCL) -> 71.48 (GraphCL + BatchSampler) h
 from experiments.configs import graphcl_base
 
 
-def get_config():
-  config = graphcl_base.get_config()
+def get_config(recipe: str = "released_code"):
+  config = graphcl_base.get_config(recipe)
   config.dataset = "COLLAB"
   return config

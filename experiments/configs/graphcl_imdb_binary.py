@@ -15,8 +15,8 @@ data_dir, so that data_dir/IMDB-BINARY/IMDB-BINARY_A.txt exists.
 from experiments.configs import graphcl_base
 
 
-def get_config():
-  config = graphcl_base.get_config()
+def get_config(recipe: str = "released_code"):
+  config = graphcl_base.get_config(recipe)
   config.dataset = "IMDB-BINARY"
   config.sampler.num_neighbors = 50
   config.sampler.num_candidates = 500

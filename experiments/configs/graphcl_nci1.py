@@ -15,7 +15,7 @@ The ProSampler paper reports GraphCL + BatchSampler at +1.06 over GraphCL here.
 from experiments.configs import graphcl_base
 
 
-def get_config():
-  config = graphcl_base.get_config()
+def get_config(recipe: str = "released_code"):
+  config = graphcl_base.get_config(recipe)
   config.dataset = "NCI1"
   return config

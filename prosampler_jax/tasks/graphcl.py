@@ -6,7 +6,10 @@ MUTAG also offline from the grakel wheel when ``data_dir`` is empty. Batches are
 few size buckets (``data/graphs.py``); the pipeline attaches one key per graph, a pure function of
 (seed, window, row, column), and the two views are drawn from it on the device inside the step
 (``graph_views.py``): ``config.augment.view1``/``view2`` (GraphCL: the graph itself and one of four
-augmentations chosen per graph, ``random4``) at ``config.augment.ratio``.
+augmentations chosen per graph, ``random4``) at ``config.augment.ratio``. ``config.graph.self_loops``,
+``config.augment.subgraph`` and ``config.augment.drop_unlinked`` select what GraphCL's released code
+trained where it departs from its paper (``graph_views.py``; the recipes of
+``experiments/configs/graphcl_base.py``); evaluation sees the graphs with the same self-loops, as there.
 
 The bank row of a graph is normalise(concat(normalise(z1), normalise(z2))) of its two views' projections,
 so every sampler works on graphs; Tail Batch Sampling sees the (view1, view2) halves. The evaluation is
@@ -51,6 +54,9 @@ class GraphCLTask:
     self._views = (graph_views.check_view("config.augment.view1", config.augment.view1),
                    graph_views.check_view("config.augment.view2", config.augment.view2))
     self._ratio = graph_views.check_ratio("config.augment.ratio", config.augment.ratio)
+    self._subgraph = graph_views.check_subgraph("config.augment.subgraph", config.augment.subgraph)
+    self._drop_unlinked = _checks.check_bool("config.augment.drop_unlinked", config.augment.drop_unlinked)
+    _checks.check_choice("config.graph.self_loops", config.graph.self_loops, graphs_lib.SELF_LOOPS)
     _checks.check_int("config.model.hidden", config.model.hidden, low=1)
     _checks.check_int("config.model.num_layers", config.model.num_layers, low=1)
     _checks.check_choice("config.graph.missing_features", config.graph.missing_features,
@@ -70,6 +76,7 @@ class GraphCLTask:
     self._dataset = graphs_lib.load_tu_dataset(
         config.dataset, data_dir, use_node_attributes=config.graph.use_node_attributes,
         missing_features=config.graph.missing_features, max_degree=config.graph.max_degree)
+    self._dataset = graphs_lib.with_self_loops(self._dataset, config.graph.self_loops)
     self._buckets = graphs_lib.SizeBuckets.for_dataset(self._dataset)
     self.num_examples = len(self._dataset)
     self.pretrain_labels = self._dataset.labels
@@ -104,7 +111,8 @@ class GraphCLTask:
     outputs = []
     for number, view in enumerate(self._views):
       view_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, number)
-      graphs = graph_views.augment(inputs["graphs"], view_keys, view=view, ratio=self._ratio)
+      graphs = graph_views.augment(inputs["graphs"], view_keys, view=view, ratio=self._ratio,
+                                   subgraph=self._subgraph, drop_unlinked=self._drop_unlinked)
       outputs.append(model(graphs))
     return outputs[0], outputs[1], inputs.get("label")
 
