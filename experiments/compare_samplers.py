@@ -84,6 +84,8 @@ def main(argv):
   summary = summarize.summarize(_WORKDIR.value, columns=summarize.comparison_columns(base.task))
   runs = summary["runs"]
   print(summary["markdown"])
+  if summary["paired_markdown"]:
+    print(f"\nPaired by seed against uniform batches:\n\n{summary['paired_markdown']}")
   plot = os.path.join(_WORKDIR.value, f"{summary['metric']}.png")
   drawn = plot_monitor(runs, summary["metric"], plot, f"{base.task} on {base.dataset}: "
                        f"{summary['metric']} (mean ± std over {len(spec['seeds'])} seeds)")

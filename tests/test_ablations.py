@@ -151,6 +151,15 @@ def test_summary_tables_are_mean_and_std_over_seeds_and_the_plots_exist(sweep_di
   hardness = {r["axes"].get("M"): r["mean_neg_cos"][0] for r in summary["rows"]
               if r["axes"].get("sampler") == "proximity"}
   assert hardness[200] > hardness[20]
+  # Every other point paired with uniform batches by seed, in the summary file too.
+  paired = {tuple(r["axes"].items()): r for r in summary["paired"]}
+  assert set(paired) == {(("sampler", "knn"),), (("sampler", "proximity"), ("M", 20)),
+                         (("sampler", "proximity"), ("M", 200))}
+  uniform = [json.load(open(os.path.join(sweep_dir, f"sampler=uniform,seed={s}", "results.json")))
+             ["knn_accuracy"] for s in (0, 1)]
+  np.testing.assert_allclose(paired[(("sampler", "proximity"), ("M", 20))]["differences"],
+                             np.subtract(knn, uniform), atol=1e-12)
+  assert "Paired by seed against uniform batches" in open(os.path.join(sweep_dir, "summary.md")).read()
 
 
 def test_the_notebook_runs_top_to_bottom_on_the_results_and_renders_as_html(sweep_dir, tmp_path):
@@ -228,3 +237,26 @@ def test_samplers_png_has_one_point_per_sampler_with_a_swept_sampler_at_its_refe
   reference = summarize.reference_setting(sweeps.SWEEPS["offline_digits"])
   assert reference["M"] == 200 and reference["alpha"] == 0.2  # the spec's, over simclr_digits' M = 500
   assert summarize.reference_setting(SPEC)["M"] == 500  # no "reference": the base config's value
+
+
+def test_paired_rows_compare_each_sampler_with_uniform_on_the_seeds_both_ran():
+  run = lambda sampler, seed, acc: {"point": {"sampler": sampler, "seed": seed}, "svm_acc": acc}
+  runs = ([run("uniform", s, 0.80) for s in range(3)] + [run("uniform", 3, 0.70)]
+          + [run("proximity", s, 0.80 + 0.01 * (s + 1)) for s in range(3)]  # seed 3 not run
+          + [run("fixed", s, 0.79) for s in range(4)] + [run("tail", 0, 0.9)]
+          + [run("cluster", s, 0.80) for s in range(3)] + [run("cluster", 3, 0.71)])
+  rows = {r["axes"]["sampler"]: r for r in summarize.paired_rows(runs, "svm_acc", {"sampler": "uniform"})}
+  assert set(rows) == {"proximity", "fixed", "tail", "cluster"}
+  assert (rows["cluster"]["wins"], rows["cluster"]["losses"]) == (1, 0)  # ties are neither
+  proximity = rows["proximity"]
+  assert proximity["seeds"] == [0, 1, 2] and (proximity["wins"], proximity["losses"]) == (3, 0)
+  np.testing.assert_allclose(proximity["differences"], [0.01, 0.02, 0.03], atol=1e-12)
+  np.testing.assert_allclose((proximity["mean"], proximity["std"]), (0.02, 0.01), atol=1e-12)
+  assert abs(proximity["p_value"] - 0.0742) < 1e-4  # t = 0.02 / (0.01 / √3) with 2 degrees of freedom
+  fixed = rows["fixed"]  # paired on 4 seeds: seed 3's uniform run was the weak one
+  np.testing.assert_allclose(fixed["differences"], [-0.01, -0.01, -0.01, 0.09], atol=1e-12)
+  assert (fixed["wins"], fixed["losses"]) == (1, 3)
+  assert rows["tail"]["p_value"] is None  # one seed: no test
+  table = summarize.paired_markdown(list(rows.values()), "svm_acc", {"sampler": "uniform"})
+  assert "| sampler=proximity | 3 | +0.0200 ± 0.0100 | +0.0100 +0.0200 +0.0300 | 3 / 0 | 0.074 |" in table
+  assert summarize.paired_rows(runs[4:], "svm_acc", {"sampler": "uniform"}) == []  # no uniform runs

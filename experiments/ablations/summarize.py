@@ -30,9 +30,10 @@ from prosampler_jax import run_config
 TASK_METRICS = {"simclr": ("knn_accuracy", "linear_accuracy"), "simcse": ("stsb_dev", "stsb", "average"),
                 "graphcl": ("svm_acc",)}
 STATS = ("mean_neg_cos", "false_negative_rate")  # batch hardness and wrong negatives
-# A sampler comparison's columns besides the task's metrics: what every task has.
-_COMPARISON_COMMON = ("mean_neg_cos", "false_negative_rate", "min_bank_written", "bank_staleness",
-                      "wall_seconds")
+# A sampler comparison's columns besides the task's metrics: what every task has (the loss gap, L^Global −
+# L^Train of the last window, where the task has item pairs).
+_COMPARISON_COMMON = ("mean_neg_cos", "false_negative_rate", "loss_gap", "min_bank_written",
+                      "bank_staleness", "wall_seconds")
 NUMERIC_AXES = ("M", "alpha", "K", "B", "t", "quantile")
 _AXIS_LABELS = {"M": "candidates M", "alpha": "restart probability α", "K": "neighbours K",
                 "B": "batch size B", "t": "refresh interval t (steps)", "quantile": "TBS quantile"}
@@ -43,7 +44,8 @@ _SETTING_NAMES = {"alpha": "α", "quantile": "q"}
 COLUMN_LABELS = {"knn_accuracy": "kNN accuracy", "linear_accuracy": "linear-probe accuracy",
                  "svm_acc": "SVM accuracy (%)", "stsb_dev": "STS-B dev (Spearman)", "stsb": "STS-B test (Spearman)",
                  "average": "STS average (Spearman)", "mean_neg_cos": "hardness: mean negative cosine",
-                 "false_negative_rate": "false-negative rate (same-label pairs)"}
+                 "false_negative_rate": "false-negative rate (same-label pairs)",
+                 "loss_gap": "loss gap L^Global − L^Train"}
 
 
 # The settings that say which variant of a sampler ran (shown from the base config when not swept).
@@ -94,7 +96,7 @@ def load_runs(sweep_dir: str) -> tuple[dict, list[dict]]:
                            if refreshes else None)}
     epochs = [h for h in result.get("history", []) if h.get("event") == "epoch"]
     runs.append({"name": name, "point": point, "task": result.get("task"),
-                 "dataset": result.get("dataset"), "loss": result.get("loss"), **figures, **{k: stats.get(k) for k in STATS}, **freshness,
+                 "dataset": result.get("dataset"), "loss": result.get("loss"), **figures, **{k: stats.get(k) for k in (*STATS, "loss_gap")}, **freshness,
                  "epochs": epochs})
   return spec, runs
 
@@ -302,12 +304,60 @@ def plot_hardness(rows: list[dict], path: str, title: str, reference: dict) -> b
   return True
 
 
+def paired_rows(runs: list[dict], metric: str, reference: dict) -> list[dict]:
+  """Each grid point against ``reference`` (a point's axes, e.g. ``{"sampler": "uniform"}``) on the seeds
+  both ran: the per-seed differences of ``metric``, their mean and sample std, wins / losses, and a
+  two-sided paired t-test's p-value (None below 2 seeds or when every difference is the same).
+
+  Same seed, same data order of the warm-up, same initial weights: the pairing removes what the seed alone
+  moves, so it resolves smaller effects than two independent mean ± std."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top  (only this table needs it)
+  groups: dict[tuple, dict[int, float]] = {}
+  for run in runs:
+    if run.get(metric) is not None:
+      key = tuple((k, v) for k, v in run["point"].items() if k != "seed")
+      groups.setdefault(key, {})[run["point"].get("seed", 0)] = run[metric]
+  base = groups.get(tuple(reference.items()))
+  if base is None:
+    return []
+  rows = []
+  for key, values in groups.items():
+    if key == tuple(reference.items()):
+      continue
+    seeds = sorted(set(values) & set(base))
+    diffs = np.array([values[s] - base[s] for s in seeds])
+    if not len(diffs):
+      continue
+    mean, std = mean_std(diffs)
+    p = float(stats.ttest_rel([values[s] for s in seeds], [base[s] for s in seeds]).pvalue) if (
+        len(diffs) > 1 and std > 0) else None
+    rows.append({"axes": dict(key), "seeds": seeds, "differences": diffs.tolist(), "mean": mean, "std": std,
+                 "wins": int((diffs > 0).sum()), "losses": int((diffs < 0).sum()), "p_value": p})
+  return rows
+
+
+def paired_markdown(rows: list[dict], metric: str, reference: dict) -> str:
+  """``paired_rows`` as a Markdown table."""
+  against = ", ".join(f"{k}={v}" for k, v in reference.items())
+  lines = [f"| point | seeds | Δ {metric} vs {against} (mean ± std) | per seed | wins / losses | paired t p |",
+           "|---|---|---|---|---|---|"]
+  for row in rows:
+    point = ", ".join(f"{k}={v}" for k, v in row["axes"].items())
+    per_seed = " ".join(f"{d:+.4f}" for d in row["differences"])
+    p = "–" if row["p_value"] is None else f"{row['p_value']:.3f}"
+    lines.append(f"| {point} | {len(row['seeds'])} | {row['mean']:+.4f} ± {row['std']:.4f} | {per_seed} | "
+                 f"{row['wins']} / {row['losses']} | {p} |")
+  return "\n".join(lines)
+
+
 def aggregate(sweep_dir: str, columns: tuple[str, ...] | None = None) -> dict:
   """The sweep's tables, computed without writing anything: ``{"spec", "runs", "metric", "columns",
   "rows", "markdown", "finished_runs", "total_runs"}`` (``runs`` as ``load_runs`` gives them).
 
   ``columns``: the table's columns (default: the sweep's metric, then ``STATS``); ``rows`` always hold
-  the metric and ``STATS`` too (what the plots show).
+  the metric and ``STATS`` too (what the plots show). When the sweep ran uniform batches beside other
+  points, ``"paired"`` holds ``paired_rows`` against them and ``"paired_markdown"`` its table (else
+  ``[]`` and ``""``).
   """
   spec, runs = load_runs(sweep_dir)
   if not runs:
@@ -316,9 +366,12 @@ def aggregate(sweep_dir: str, columns: tuple[str, ...] | None = None) -> dict:
   plotted = (metric, *STATS)
   columns = tuple(dict.fromkeys(columns or plotted))
   rows = summary_rows(runs, tuple(dict.fromkeys(columns + plotted)))
+  uniform = {"sampler": "uniform"}
+  paired = paired_rows(runs, metric, uniform)
   return {"spec": spec, "runs": runs, "metric": metric, "columns": columns, "rows": rows,
           "markdown": markdown_table(rows, columns), "finished_runs": len(runs),
-          "total_runs": len(spec["runs"])}
+          "total_runs": len(spec["runs"]), "paired": paired,
+          "paired_markdown": paired_markdown(paired, metric, uniform) if paired else ""}
 
 
 def summarize(sweep_dir: str, columns: tuple[str, ...] | None = None) -> dict:
@@ -328,6 +381,8 @@ def summarize(sweep_dir: str, columns: tuple[str, ...] | None = None) -> dict:
   spec, metric, rows = summary["spec"], summary["metric"], summary["rows"]
   with open(os.path.join(sweep_dir, "summary.md"), "w") as f:
     f.write(f"# {spec['name']}\n\n{spec.get('paper', '')}\n\n{summary['markdown']}\n")
+    if summary["paired_markdown"]:
+      f.write(f"\nPaired by seed against uniform batches:\n\n{summary['paired_markdown']}\n")
   write_csv(rows, summary["columns"], os.path.join(sweep_dir, "summary.csv"))
   varied = [a for a in NUMERIC_AXES if any(a in r["axes"] for r in rows)]
   plots = []
