@@ -260,3 +260,19 @@ def test_paired_rows_compare_each_sampler_with_uniform_on_the_seeds_both_ran():
   table = summarize.paired_markdown(list(rows.values()), "svm_acc", {"sampler": "uniform"})
   assert "| sampler=proximity | 3 | +0.0200 ± 0.0100 | +0.0100 +0.0200 +0.0300 | 3 / 0 | 0.074 |" in table
   assert summarize.paired_rows(runs[4:], "svm_acc", {"sampler": "uniform"}) == []  # no uniform runs
+
+
+def test_paired_conclusions_say_what_the_seeds_resolve_and_what_they_cannot():
+  row = lambda sampler, diffs: {"axes": {"sampler": sampler}, "seeds": list(range(len(diffs))),
+                                "differences": diffs, "mean": float(np.mean(diffs)),
+                                "std": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0,
+                                "wins": sum(d > 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
+  clear, unclear, single = summarize.paired_conclusions(
+      [row("proximity", [0.010, 0.012, 0.011, 0.009, 0.013]), row("tail", [0.01, -0.02, 0.015, -0.01, 0.0]),
+       row("cluster", [0.02])])
+  # mean 1.10 points, std 0.158: half-width t(0.975, 4) · 0.158 / √5 = 2.776 · 0.0707 = 0.196
+  assert clear == ("ProSampler vs uniform batches: +1.10 points, 95% interval [+0.90, +1.30] over 5 paired "
+                   "seeds (better on 5, worse on 0); resolved: better than uniform batches.")
+  assert unclear.startswith("TBS vs uniform batches: -0.10 points") and "not resolved" in unclear
+  assert "(better on 2, worse on 2)" in unclear and "smaller than ±1.78 points" in unclear  # std 1.432
+  assert single == "cluster batches vs uniform batches: +2.00 points on 1 seed; one seed cannot resolve anything."

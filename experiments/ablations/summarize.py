@@ -350,6 +350,28 @@ def paired_markdown(rows: list[dict], metric: str, reference: dict) -> str:
   return "\n".join(lines)
 
 
+def paired_conclusions(rows: list[dict], reference: str = "uniform batches", scale: float = 100.0
+                       ) -> list[str]:
+  """One plain sentence per ``paired_rows`` row: the mean difference in points (``scale`` × the metric),
+  its 95% confidence interval from the paired seeds (Student t), wins / losses, and whether the seeds
+  resolve it (the interval excludes 0) — so a report says what its seeds can and cannot tell apart."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  lines = []
+  for row in rows:
+    name = sampler_label(row["axes"])
+    n, mean = len(row["seeds"]), scale * row["mean"]
+    if n < 2:
+      lines.append(f"{name} vs {reference}: {mean:+.2f} points on 1 seed; one seed cannot resolve anything.")
+      continue
+    half = float(stats.t.ppf(0.975, n - 1)) * scale * row["std"] / np.sqrt(n)
+    verdict = (f"resolved: {'better' if mean > 0 else 'worse'} than {reference}" if abs(mean) > half else
+               f"not resolved: these seeds cannot tell differences smaller than ±{half:.2f} points apart")
+    lines.append(f"{name} vs {reference}: {mean:+.2f} points, 95% interval [{mean - half:+.2f}, "
+                 f"{mean + half:+.2f}] over {n} paired seeds (better on {row['wins']}, worse on {row['losses']}); "
+                 f"{verdict}.")
+  return lines
+
+
 def aggregate(sweep_dir: str, columns: tuple[str, ...] | None = None) -> dict:
   """The sweep's tables, computed without writing anything: ``{"spec", "runs", "metric", "columns",
   "rows", "markdown", "finished_runs", "total_runs"}`` (``runs`` as ``load_runs`` gives them).
