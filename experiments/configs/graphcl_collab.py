@@ -1,5 +1,5 @@
 """GraphCL (unsupervised TU setting) on COLLAB: 5,000 ego-networks, 3 classes, no node labels
-(degree features).
+(a constant feature in the released recipe, one-hot degree in the paper recipe).
 
   python -m prosampler_jax.main --config=experiments/configs/graphcl_collab.py \
       --workdir=runs/graphcl_collab --config.sampler.name=proximity \

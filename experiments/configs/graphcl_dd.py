@@ -18,6 +18,8 @@ from experiments.configs import graphcl_base
 def get_config(recipe: str = "released_code"):
   config = graphcl_base.get_config(recipe)
   config.dataset = "DD"
+  # About 1,000 graphs: BatchSampler's M = 1000 would be (nearly) every graph, the kNN graph the
+  # paper warns against; half its M and K keep a random candidate pool.
   config.sampler.num_neighbors = 50
   config.sampler.num_candidates = 500
   return config

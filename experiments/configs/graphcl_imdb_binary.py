@@ -1,5 +1,5 @@
 """GraphCL (unsupervised TU setting) on IMDB-BINARY: 1,000 ego-networks, 2 classes, no node labels
-(degree features).
+(a constant feature in the released recipe, one-hot degree in the paper recipe).
 
   python -m prosampler_jax.main --config=experiments/configs/graphcl_imdb_binary.py \
       --workdir=runs/graphcl_imdb_binary --config.sampler.name=proximity \
@@ -18,6 +18,8 @@ from experiments.configs import graphcl_base
 def get_config(recipe: str = "released_code"):
   config = graphcl_base.get_config(recipe)
   config.dataset = "IMDB-BINARY"
+  # About 1,000 graphs: BatchSampler's M = 1000 would be (nearly) every graph, the kNN graph the
+  # paper warns against; half its M and K keep a random candidate pool.
   config.sampler.num_neighbors = 50
   config.sampler.num_candidates = 500
   return config

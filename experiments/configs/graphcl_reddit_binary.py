@@ -1,5 +1,6 @@
 """GraphCL (unsupervised TU setting) on REDDIT-BINARY: 2,000 threads, 2 classes, no node labels
-(degree features), up to 3,782 nodes per graph.
+(a constant feature in the released recipe, one-hot degree in the paper recipe), up to 3,782
+nodes per graph.
 
   python -m prosampler_jax.main --config=experiments/configs/graphcl_reddit_binary.py \
       --workdir=runs/graphcl_reddit_binary --config.sampler.name=proximity \

@@ -1,5 +1,5 @@
 """GraphCL (unsupervised TU setting) on REDDIT-MULTI-5K: 4,999 threads, 5 classes, no node labels
-(degree features).
+(a constant feature in the released recipe, one-hot degree in the paper recipe).
 
   python -m prosampler_jax.main --config=experiments/configs/graphcl_reddit_multi_5k.py \
       --workdir=runs/graphcl_reddit_multi_5k --config.sampler.name=proximity \
