@@ -25,6 +25,7 @@ from prosampler_jax import optim
 from prosampler_jax import parallel
 from prosampler_jax import samplers
 from prosampler_jax import tasks
+from prosampler_jax.data import rows
 
 # Keys a resumed run may change; every other key must equal the checkpoint's.
 #  - num_epochs: extends (or shortens, down to the checkpoint's step) the run. The batch sequence and
@@ -41,7 +42,7 @@ from prosampler_jax import tasks
 # checkpoint_async only when a checkpoint is written.
 RESUMABLE_KEYS = ("num_epochs", "data_dir", "data_reader", "bank_sharding", "log_every_steps",
                   "checkpoint_steps", "keep_checkpoints", "stop_after_steps", "loss_gap_scores",
-                  "profile_steps", "transfer_guard", "checkpoint_async")
+                  "profile_steps", "transfer_guard", "checkpoint_async", "data.loader")
 TRANSFER_GUARDS = ("allow", "log", "disallow")
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -67,6 +68,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   feeder.check_bank_view(config.sampler.bank_view,
                          reads_pairs=samplers.SAMPLERS[config.sampler.name].reads_pairs)
   _checks.check_choice("config.checkpoint_async", config.checkpoint_async, (True, False))
+  _checks.check_choice("config.data.loader", config.data.loader, rows.LOADERS)
+  if config.task == "simclr" and config.data.loader == "numpy":
+    raise ValueError("config.data.loader='numpy' serves text and graph rows; allowed for task 'simclr': "
+                     "auto, tf (image augmentations are TensorFlow ops).")
   if "model" in config and "dtype" in config.model:
     _checks.check_choice("config.model.dtype", config.model.dtype, DTYPES)
   optim.validate(config)

@@ -37,6 +37,9 @@ def data_never_loads(monkeypatch):
     ("sampler.restart_prob", 1.5, "config.sampler.restart_prob=1.5"),
     ("sampler.graph_backend", "faiss", "config.sampler.graph_backend='faiss'"),
     ("stop_after_steps", -1, "config.stop_after_steps"),
+    ("data.loader", "grain", "config.data.loader='grain' is not supported; allowed: 'auto', 'tf', 'numpy'"),
+    ("data.loader", "numpy", "config.data.loader='numpy' serves text and graph rows; allowed for task "
+                             "'simclr': auto, tf"),
     # the task's keys (SimCLRTask, before its data loads)
     ("loss.temperature", 0.0, r"config.loss.temperature=0 is out of range; allowed: \(0"),
     ("loss.tau_plus", 1.0, r"config.loss.tau_plus=1 is out of range; allowed: \[0, 1\)"),
@@ -117,7 +120,7 @@ def test_the_readme_lists_exactly_the_keys_a_resumed_run_may_change():
   readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
   paragraph = readme.split("These keys may change (`run_config.RESUMABLE_KEYS`):", 1)[1].split(
       "(a test keeps", 1)[0]
-  assert set(re.findall(r"`([a-z_]+)`", paragraph)) == set(run_config.RESUMABLE_KEYS)
+  assert set(re.findall(r"`([a-z_.]+)`", paragraph)) == set(run_config.RESUMABLE_KEYS)
 
 
 def test_a_checkpoint_without_a_data_fingerprint_still_resumes_but_a_changed_one_is_refused():

@@ -14,6 +14,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.dataset = "digits"
   config.data_dir = ""            # tfds data_dir; "" means tfds' default (~/tensorflow_datasets)
   config.data_reader = "memory"   # memory | random_access (ImageNet: ArrayRecord files read by index)
+  config.data = ml_collections.ConfigDict()
+  config.data.loader = "auto"     # text and graph rows: auto (tf.data if TensorFlow is there) | tf | numpy
   config.seed = 0
   config.num_epochs = 100
   config.batch_size = 256         # global batch B (split over all devices)

@@ -1,34 +1,26 @@
-"""Image data for the SimCLR trainer: sources read by index, SimCLR augmentations, tf.data pipelines.
+"""Input data: image sources, SimCLR augmentations and tf.data pipelines (TensorFlow), text and TU graphs
+(NumPy, delivered through tf.data or, without TensorFlow, ``rows.numpy_rows``).
 
-The only package that imports TensorFlow / tensorflow_datasets; importing it costs the TF import.
+The only package that imports TensorFlow / tensorflow_datasets, and only when an image name below is
+first used (PEP 562): importing ``prosampler_jax.data.graphs``, ``.text`` or ``.rows`` does not import
+TensorFlow.
 """
 
-from prosampler_jax.data.augment import AugmentConfig
-from prosampler_jax.data.augment import augment_config_for
-from prosampler_jax.data.augment import augment_image
-from prosampler_jax.data.images import DATASETS
-from prosampler_jax.data.images import DatasetNotFoundError
-from prosampler_jax.data.images import IMAGENET100_WNIDS
-from prosampler_jax.data.images import ImageSource
-from prosampler_jax.data.images import READERS
-from prosampler_jax.data.images import SPLITS
-from prosampler_jax.data.images import hide_gpus_from_tensorflow
-from prosampler_jax.data.images import load_image_source
-from prosampler_jax.data.pipeline import eval_dataset
-from prosampler_jax.data.pipeline import pretrain_dataset
+import importlib
 
-__all__ = [
-    "AugmentConfig",
-    "DATASETS",
-    "DatasetNotFoundError",
-    "IMAGENET100_WNIDS",
-    "ImageSource",
-    "READERS",
-    "SPLITS",
-    "augment_config_for",
-    "augment_image",
-    "eval_dataset",
-    "hide_gpus_from_tensorflow",
-    "load_image_source",
-    "pretrain_dataset",
-]
+# The image API, by the module that defines it.
+_EXPORTS = {
+    "AugmentConfig": "augment", "augment_config_for": "augment", "augment_image": "augment",
+    "DATASETS": "images", "DatasetNotFoundError": "images", "IMAGENET100_WNIDS": "images",
+    "ImageSource": "images", "READERS": "images", "SPLITS": "images",
+    "hide_gpus_from_tensorflow": "images", "load_image_source": "images",
+    "eval_dataset": "pipeline", "pretrain_dataset": "pipeline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+  if name not in _EXPORTS:
+    raise AttributeError(f"module 'prosampler_jax.data' has no attribute {name!r}")
+  return getattr(importlib.import_module(f"prosampler_jax.data.{_EXPORTS[name]}"), name)

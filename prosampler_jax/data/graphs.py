@@ -25,10 +25,12 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
 from prosampler_jax import _checks
+from prosampler_jax.data import rows as rows_lib
 
 MISSING_FEATURES = ("degree", "constant")
 SELF_LOOPS = ("none", "all_but_last")
@@ -314,15 +316,45 @@ def item_keys(seed: int, window: int, row: int, columns: np.ndarray) -> np.ndarr
 
 def pretrain_dataset(dataset: GraphDataset, batches, *, buckets: SizeBuckets, seed: int, window: int,
                      process_index: int = 0, process_count: int = 1, start_batch: int = 0):
-  """The padded graphs of every row of the sampler's ``batches``, with one augmentation key per graph.
+  """The padded graphs of every row of the sampler's ``batches``, with one augmentation key per graph, as a
+  tf.data pipeline (:func:`pretrain_elements` gives the same elements with or without TensorFlow).
 
   Yields ``{"graphs": padded batch (see pad_graphs), "key": uint32 [B_local, 2], "index": int32
   [B_local]}``, this process's columns, from row ``start_batch``. The bucket of a row follows from the
   largest graph of the whole (global) row, so every process pads the row alike.
   """
   from prosampler_jax.data import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top  (TF)
-  batches, columns = pipeline_lib.process_columns(batches, len(dataset), process_index=process_index,
-                                                  process_count=process_count, start_batch=start_batch)
+  make_row, signature = _row_builder(dataset, batches, buckets=buckets, seed=seed, window=window,
+                                     process_index=process_index, process_count=process_count,
+                                     start_batch=start_batch)
+  ds = pipeline_lib.numpy_rows_dataset(batches, len(dataset), make_row, signature,
+                                       process_index=process_index, process_count=process_count,
+                                       start_batch=start_batch)
+  return ds.map(lambda e: _nest(e, signature))
+
+
+def pretrain_elements(dataset: GraphDataset, batches, *, buckets: SizeBuckets, seed: int, window: int,
+                      loader: str = "auto", process_index: int = 0, process_count: int = 1,
+                      start_batch: int = 0) -> Iterator[dict]:
+  """:func:`pretrain_dataset`'s elements as NumPy, through tf.data or, with ``loader="numpy"`` (or
+  ``"auto"`` without TensorFlow), ``rows.numpy_rows``: the same rows and per-graph keys either way."""
+  if rows_lib.resolve_loader(loader, name="loader") == "tf":
+    return pretrain_dataset(dataset, batches, buckets=buckets, seed=seed, window=window,
+                            process_index=process_index, process_count=process_count,
+                            start_batch=start_batch).as_numpy_iterator()
+  make_row, signature = _row_builder(dataset, batches, buckets=buckets, seed=seed, window=window,
+                                     process_index=process_index, process_count=process_count,
+                                     start_batch=start_batch)
+  elements = rows_lib.numpy_rows(batches, len(dataset), make_row, signature, process_index=process_index,
+                                 process_count=process_count, start_batch=start_batch)
+  return (_nest(e, signature) for e in elements)
+
+
+def _row_builder(dataset: GraphDataset, batches, *, buckets: SizeBuckets, seed: int, window: int,
+                 process_index: int, process_count: int, start_batch: int):
+  """(make_row, signature) of the padded rows: what both loaders compute per row."""
+  batches, columns = rows_lib.process_columns(batches, len(dataset), process_index=process_index,
+                                              process_count=process_count, start_batch=start_batch)
   row_bucket = buckets.bucket_of(dataset.num_nodes[batches].max(axis=1)) if batches.size else []
   features = dataset.node_features.shape[1]
 
@@ -335,11 +367,13 @@ def pretrain_dataset(dataset: GraphDataset, batches, *, buckets: SizeBuckets, se
   signature = {"nodes": (np.float32, (None, features)), "node_mask": (bool, (None,)),
                "senders": (np.int32, (None,)), "receivers": (np.int32, (None,)),
                "edge_mask": (bool, (None,)), "key": (np.uint32, (2,))}
-  ds = pipeline_lib.numpy_rows_dataset(batches, len(dataset), make_row, signature,
-                                       process_index=process_index, process_count=process_count,
-                                       start_batch=start_batch)
-  return ds.map(lambda e: {"graphs": {k: e[k] for k in signature if k != "key"}, "key": e["key"],
-                           "index": e["index"]})
+  return make_row, signature
+
+
+def _nest(element: dict, signature: dict) -> dict:
+  """A flat row as the task takes it: ``{"graphs": {...}, "key", "index"}``."""
+  return {"graphs": {k: element[k] for k in signature if k != "key"}, "key": element["key"],
+          "index": element["index"]}
 
 
 def eval_batches(dataset: GraphDataset, *, batch_size: int, buckets: SizeBuckets,

@@ -15,6 +15,8 @@ import tensorflow as tf
 from prosampler_jax import _checks
 from prosampler_jax.data import augment as augment_lib
 from prosampler_jax.data import images as images_lib
+from prosampler_jax.data import rows as rows_lib
+from prosampler_jax.data.rows import process_columns
 
 _MAX_SEED = 2**63 - 1
 _EVAL_RESIZE_RATIO = 256 / 224  # Shorter side to 256, then a 224 centre crop (standard ImageNet eval).
@@ -128,7 +130,8 @@ def eval_dataset(source: images_lib.ImageSource, *, batch_size: int, process_ind
 
 def numpy_rows_dataset(batches, num_items: int, make_row, signature: dict, *, process_index: int = 0,
                        process_count: int = 1, start_batch: int = 0) -> tf.data.Dataset:
-  """One element per row of the sampler's index array, built on the host by NumPy.
+  """One element per row of the sampler's index array, built on the host by NumPy (``rows.numpy_rows``
+  yields the same elements without TensorFlow).
 
   ``make_row(row, index)`` gets the row's number in ``batches`` and this process's indices of it (int32
   ``[B_local]``) and returns ``{name: array [B_local, ...]}`` matching ``signature`` (``{name: (dtype,
@@ -145,8 +148,8 @@ def numpy_rows_dataset(batches, num_items: int, make_row, signature: dict, *, pr
 
   def build(row, index):
     def run(row_value, index_value):
-      out = make_row(int(row_value), index_value)
-      return [np.asarray(out[n], dtype=signature[n][0]) for n in names]
+      out = rows_lib.checked_row(make_row(int(row_value), index_value), signature, len(columns))
+      return [out[n] for n in names]
     values = tf.numpy_function(run, [row, index], dtypes, stateful=False)
     out = {n: tf.ensure_shape(v, (len(columns), *signature[n][1])) for n, v in zip(names, values)}
     return {**out, "index": index}
@@ -155,38 +158,6 @@ def numpy_rows_dataset(batches, num_items: int, make_row, signature: dict, *, pr
   ds = tf.data.Dataset.from_tensor_slices((rows, batches[start_batch:, columns]))
   ds = ds.map(build, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return ds.prefetch(tf.data.AUTOTUNE).with_options(_deterministic_options())
-
-
-def process_columns(batches, num_items: int, *, process_index: int, process_count: int,
-                    start_batch: int) -> tuple[np.ndarray, np.ndarray]:
-  """The checked index array (int32) and this process's columns of it.
-
-  Process ``p`` of ``P`` takes columns ``[p·B/P, (p+1)·B/P)`` of every row; ``start_batch`` must be a
-  row of ``batches`` (or its end). Every input pipeline that feeds from the sampler splits this way.
-  """
-  batches = _check_batches(batches, num_items)
-  process_count = _checks.check_int("process_count", process_count, low=1)
-  process_index = _checks.check_int("process_index", process_index, low=0, high=process_count - 1)
-  num_batches, batch_size = batches.shape
-  if batch_size % process_count:
-    raise ValueError(f"batch size {batch_size} (batches.shape[1]) is not divisible by "
-                     f"process_count={process_count}; allowed: a multiple of process_count.")
-  _checks.check_int("start_batch", start_batch, low=0, high=num_batches)
-  local = batch_size // process_count
-  return batches, np.arange(process_index * local, (process_index + 1) * local, dtype=np.int64)
-
-
-def _check_batches(batches, num_items: int) -> np.ndarray:
-  """The sampler's index array as int32 ``[num_batches, B]`` with every index in ``[0, N)``."""
-  array = np.asarray(batches)
-  if array.ndim != 2 or array.shape[1] < 1:
-    raise ValueError(f"batches must have shape [num_batches, batch_size >= 1], got {array.shape}.")
-  if array.size and not np.issubdtype(array.dtype, np.integer):
-    raise ValueError(f"batches must hold integer indices, got dtype {array.dtype}.")
-  if array.size and (array.min() < 0 or array.max() >= num_items):
-    raise ValueError(f"batches holds indices in [{array.min()}, {array.max()}]; allowed: "
-                     f"[0, {num_items - 1}] (the source has {num_items} items).")
-  return array.astype(np.int32)
 
 
 def _gather(source: images_lib.ImageSource, index: tf.Tensor, count: int) -> tf.Tensor:

@@ -1,5 +1,5 @@
-"""Text data for SimCSE: sentence files, NLI triplets, STS-B train sentences, and the tf.data pipeline
-that gathers tokenised rows by the sampler's index array.
+"""Text data for SimCSE: sentence files, NLI triplets, STS-B train sentences, and the rows of tokenised
+arrays gathered by the sampler's index array (through tf.data, or without TensorFlow).
 
 Formats (SimCSE's own):
 - unsupervised: one sentence per line (``wiki1m_for_simcse.txt``); empty lines are skipped (counted);
@@ -13,12 +13,13 @@ from __future__ import annotations
 import csv
 import os
 
+from collections.abc import Iterator
+
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from prosampler_jax import _checks
-from prosampler_jax.data import pipeline as pipeline_lib
+from prosampler_jax.data import rows as rows_lib
 from prosampler_jax.evaluation import sts
 
 TEXT_DATASETS = ("stsb_train", "wiki1m", "nli")
@@ -75,17 +76,37 @@ def load_text(name: str, data_dir: str | None) -> dict[str, list[str]]:
 
 
 def rows_dataset(arrays: dict[str, np.ndarray], batches, *, process_index: int = 0,
-                 process_count: int = 1, start_batch: int = 0) -> tf.data.Dataset:
-  """Rows of in-memory arrays (each ``[N, ...]``) gathered batch by batch from the sampler's index array.
+                 process_count: int = 1, start_batch: int = 0):
+  """Rows of in-memory arrays (each ``[N, ...]``) gathered batch by batch from the sampler's index array,
+  as a tf.data pipeline (:func:`rows` gives the same elements with or without TensorFlow).
 
   Yields ``{name: [B_local, ...] for each array, "index": int32 [B_local]}`` in the order of
   ``batches``, this process's columns only, from row ``start_batch``. Rows are read by NumPy (no copy of
   the arrays into the TF graph). Deterministic: there is no randomness in text inputs (dropout is).
   """
+  from prosampler_jax.data import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top  (TF)
+  num_items, make_row, signature = _row_builder(arrays)
+  return pipeline_lib.numpy_rows_dataset(batches, num_items, make_row, signature,
+                                         process_index=process_index, process_count=process_count,
+                                         start_batch=start_batch)
+
+
+def rows(arrays: dict[str, np.ndarray], batches, *, loader: str = "auto", process_index: int = 0,
+         process_count: int = 1, start_batch: int = 0) -> Iterator[dict[str, np.ndarray]]:
+  """:func:`rows_dataset`'s elements as NumPy, through tf.data or, with ``loader="numpy"`` (or ``"auto"``
+  without TensorFlow), ``rows.numpy_rows``: the same rows either way."""
+  if rows_lib.resolve_loader(loader, name="loader") == "tf":
+    return rows_dataset(arrays, batches, process_index=process_index, process_count=process_count,
+                        start_batch=start_batch).as_numpy_iterator()
+  num_items, make_row, signature = _row_builder(arrays)
+  return rows_lib.numpy_rows(batches, num_items, make_row, signature, process_index=process_index,
+                             process_count=process_count, start_batch=start_batch)
+
+
+def _row_builder(arrays: dict[str, np.ndarray]):
+  """(N, make_row, signature): a row is every array's rows at the row's indices."""
   sizes = {len(a) for a in arrays.values()}
   if len(sizes) != 1:
     raise ValueError(f"arrays have different lengths {sorted(sizes)}; allowed: one row per item.")
   signature = {n: (a.dtype, a.shape[1:]) for n, a in arrays.items()}
-  return pipeline_lib.numpy_rows_dataset(
-      batches, sizes.pop(), lambda row, index: {n: a[index] for n, a in arrays.items()}, signature,
-      process_index=process_index, process_count=process_count, start_batch=start_batch)
+  return sizes.pop(), lambda row, index: {n: a[index] for n, a in arrays.items()}, signature

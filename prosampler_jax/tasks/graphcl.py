@@ -88,13 +88,13 @@ class GraphCLTask:
 
   def pretrain_batches(self, batches: np.ndarray, *, window: int, start_batch: int
                        ) -> Iterator[dict[str, Any]]:
-    ds = graphs_lib.pretrain_dataset(self._dataset, batches, buckets=self._buckets,
-                                     seed=self._config.seed, window=window,
-                                     process_index=jax.process_index(),
-                                     process_count=jax.process_count(), start_batch=start_batch)
+    elements = graphs_lib.pretrain_elements(
+        self._dataset, batches, buckets=self._buckets, seed=self._config.seed, window=window,
+        loader=self._config.data.loader, process_index=jax.process_index(),
+        process_count=jax.process_count(), start_batch=start_batch)
     return ({"inputs": {"graphs": e["graphs"], "key": e["key"],
                         **label_inputs(self._label_ids, e["index"])},
-             "index": e["index"]} for e in ds.as_numpy_iterator())
+             "index": e["index"]} for e in elements)
 
   # -- model and loss --------------------------------------------------------------------------------
 

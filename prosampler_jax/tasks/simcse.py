@@ -42,7 +42,7 @@ class SimCSETask:
   "negative"]: {"input_ids", "attention_mask"}}``."""
 
   def __init__(self, config: ml_collections.ConfigDict):
-    from prosampler_jax.data import text  # pylint: disable=g-import-not-at-top  (TensorFlow: only here)
+    from prosampler_jax.data import text  # pylint: disable=g-import-not-at-top  (no TensorFlow: rows.py)
     _checks.check_choice("config.dataset", config.dataset, text.TEXT_DATASETS)
     self._loss = losses.bind(config.loss.name, config.loss, allowed=LOSSES)
     exclusion_labels(config, None)  # sentences carry no class labels: asking to exclude them fails here
@@ -85,9 +85,9 @@ class SimCSETask:
   def pretrain_batches(self, batches: np.ndarray, *, window: int, start_batch: int
                        ) -> Iterator[dict[str, Any]]:
     del window  # text inputs have no randomness: dropout (seeded per step by the loop) is the augmentation
-    elements = self._text.rows_dataset(self._arrays, batches, process_index=jax.process_index(),
-                                       process_count=jax.process_count(),
-                                       start_batch=start_batch).as_numpy_iterator()
+    elements = self._text.rows(self._arrays, batches, loader=self._config.data.loader,
+                               process_index=jax.process_index(), process_count=jax.process_count(),
+                               start_batch=start_batch)
 
     def nest(element):
       inputs: dict[str, dict[str, np.ndarray]] = {}
