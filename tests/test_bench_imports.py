@@ -11,7 +11,7 @@ import pytest
 
 @pytest.mark.parametrize("module", ["samplers", "candidate_draws", "losses", "train_step",
                                     "bank_memory", "tail", "loss_gap", "checkpoint_cost",
-                                    "sampler_view"])
+                                    "sampler_view", "accelerator", "synthetic_task"])
 def test_accelerator_benchmark_imports_without_tensorflow(module):
   # One process per module: each defines its own absl flags.
   code = textwrap.dedent(f"""
