@@ -309,8 +309,9 @@ def paired_rows(runs: list[dict], metric: str, reference: dict) -> list[dict]:
   both ran: the per-seed differences of ``metric``, their mean and sample std, wins / losses, and a
   two-sided paired t-test's p-value (None below 2 seeds or when every difference is the same).
 
-  Same seed, same data order of the warm-up, same initial weights: the pairing removes what the seed alone
-  moves, so it resolves smaller effects than two independent mean ± std."""
+  Same seed, same initial weights and warm-up batches: where the seed itself moves the metric, pairing
+  cancels that share of the spread; where the runs part ways once their batches differ, it does not
+  (``paired_conclusions`` says what the seeds resolve either way)."""
   from scipy import stats  # pylint: disable=g-import-not-at-top  (only this table needs it)
   groups: dict[tuple, dict[int, float]] = {}
   for run in runs:
