@@ -74,6 +74,8 @@ def source_table(name: str, runs: str) -> str | None:
   - ``pairs_<set>``: the sampler comparison of ``experiments.examples.sampler_claims`` on that set
     (``runs/pairs/<set>/claims/all/compare.md``) without its seconds, which measure the machine's load;
   - ``pairs_<set>_M`` / ``pairs_<set>_alpha``: ProSampler along that grid (from ``claims.json``);
+  - ``<sweep>_paired``: the sweep ``runs/<sweep>``'s points paired with uniform batches by seed
+    (``summarize.paired_rows``);
   - anything else: the sweep ``runs/NAME``'s comparison table (``summarize.comparison_columns``).
   """
   if name.startswith("pairs_"):
@@ -95,11 +97,13 @@ def source_table(name: str, runs: str) -> str | None:
       return _without_column([line for line in f.read().splitlines() if line.startswith("|")],
                              "Seconds per epoch")
   from experiments.ablations import summarize  # pylint: disable=g-import-not-at-top
-  sweep_dir = os.path.join(runs, name)
+  paired = name.endswith("_paired")
+  sweep_dir = os.path.join(runs, name.removesuffix("_paired"))
   if not os.path.isfile(os.path.join(sweep_dir, "sweep.json")):
     return None
   _, sweep_runs = summarize.load_runs(sweep_dir)
-  return summarize.aggregate(sweep_dir, summarize.comparison_columns(sweep_runs[0]["task"]))["markdown"]
+  summary = summarize.aggregate(sweep_dir, summarize.comparison_columns(sweep_runs[0]["task"]))
+  return (summary["paired_markdown"] or None) if paired else summary["markdown"]
 
 
 def _without_column(lines: list[str], column: str) -> str:

@@ -50,3 +50,19 @@ def test_the_demonstrations_tables_come_from_plan_compare_and_the_claims_grids(t
   assert grid[0] == "| M | mean_neg_cos | false_negative_rate | margin_dropped_rate | loss_gap |"
   assert grid[2:] == ["| 100 | 0.1000 | 0.0100 | 0.0200 | 1.9000 |", "| 300 | 0.2000 | 0.0200 | 0.0400 | 1.8000 |"]
   assert readme_tables.source_table("pairs_other", str(tmp_path)) is None
+
+
+def test_a_paired_table_comes_from_the_same_sweep(tmp_path, monkeypatch):
+  from experiments.ablations import summarize  # pylint: disable=g-import-not-at-top
+  os.makedirs(tmp_path / "graphcl_toy")
+  (tmp_path / "graphcl_toy" / "sweep.json").write_text("{}")
+  monkeypatch.setattr(summarize, "load_runs", lambda path: ({}, [{"task": "graphcl"}]))
+  summaries = {True: {"markdown": "| all |", "paired_markdown": "| paired |"},
+               False: {"markdown": "| all |", "paired_markdown": ""}}
+  with_uniform = True
+  monkeypatch.setattr(summarize, "aggregate", lambda path, columns: summaries[with_uniform])
+  assert readme_tables.source_table("graphcl_toy", str(tmp_path)) == "| all |"
+  assert readme_tables.source_table("graphcl_toy_paired", str(tmp_path)) == "| paired |"
+  with_uniform = False  # no uniform runs: nothing to pair with
+  assert readme_tables.source_table("graphcl_toy_paired", str(tmp_path)) is None
+  assert readme_tables.source_table("graphcl_other_paired", str(tmp_path)) is None
