@@ -166,7 +166,7 @@ def flatten(config: ml_collections.ConfigDict | dict, prefix: str = "") -> dict[
 # on joins this table with its neutral value.
 ADDED_KEYS = {"loss.false_negative_margin": None, "loss.exclude_same_label": False,
               "sampler.bank_view": "rows", "graph.self_loops": "none", "augment.subgraph": "grow",
-              "augment.drop_unlinked": False}
+              "augment.drop_unlinked": False, "data.loader": "auto"}
 
 
 def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, Any, Any]]:

@@ -276,3 +276,23 @@ def test_paired_conclusions_say_what_the_seeds_resolve_and_what_they_cannot():
   assert unclear.startswith("TBS vs uniform batches: -0.10 points") and "not resolved" in unclear
   assert "(better on 2, worse on 2)" in unclear and "smaller than ±1.78 points" in unclear  # std 1.432
   assert single == "cluster batches vs uniform batches: +2.00 points on 1 seed; one seed cannot resolve anything."
+
+
+def test_a_column_no_run_has_is_left_out_of_the_markdown_table():
+  rows = [{"axes": {"sampler": "uniform"}, "seeds": 2, "acc": (0.9, 0.01, 2), "loss_gap": None},
+          {"axes": {"sampler": "tail"}, "seeds": 2, "acc": (0.8, 0.02, 2), "loss_gap": (1.5, 0.1, 2)}]
+  assert summarize.markdown_table(rows, ("acc", "loss_gap")).splitlines()[2:] == [
+      "| uniform | 2 | 0.9000 ± 0.0100 | – |", "| tail | 2 | 0.8000 ± 0.0200 | 1.5000 ± 0.1000 |"]
+  assert summarize.markdown_table(rows[:1], ("acc", "loss_gap")).splitlines()[0] == "| sampler | seeds | acc |"
+
+
+def test_results_written_before_a_key_existed_still_count_as_finished_at_its_neutral_value():
+  from prosampler_jax import run_config  # pylint: disable=g-import-not-at-top
+  config = runner.load_config(os.path.join(REPO, "experiments", "configs", "graphcl_mutag.py") + ":paper")
+  saved = config.to_dict()
+  del saved["data"], saved["augment"]["subgraph"], saved["graph"]["self_loops"]  # keys added later
+  assert {"data.loader", "augment.subgraph", "graph.self_loops"} <= set(run_config.ADDED_KEYS)
+  assert runner.same_config({"config": saved}, config.to_dict())
+  config.augment.subgraph = "start_neighbours"  # not the neutral value: another run
+  assert not runner.same_config({"config": saved}, config.to_dict())
+  assert not runner.same_config({"config": None}, config.to_dict()) and not runner.same_config(None, {})

@@ -107,10 +107,17 @@ def read_results(run_dir: str) -> dict | None:
 
 
 def same_config(results: dict | None, config: dict) -> bool:
-  """The one rule for "these results are this run's": they hold exactly ``config`` (``to_dict()``).
-  The runner skips such a run; ``summarize`` counts only such results."""
+  """The one rule for "these results are this run's": they hold exactly ``config`` (``to_dict()``), a key
+  they predate counting as its neutral value. The runner skips such a run; ``summarize`` counts only such
+  results."""
   saved = None if results is None else results.get("config")
-  return saved is not None and _config_key(saved) == _config_key(config)
+  if saved is None:
+    return False
+  # A key added after the results were written counts as its neutral value (run_config.ADDED_KEYS), as
+  # on resume: adding a config key must not turn every finished run into an unfinished one.
+  saved, config = run_config.flatten(saved), run_config.flatten(config)
+  saved = {**{k: v for k, v in run_config.ADDED_KEYS.items() if k in config}, **saved}
+  return _config_key(saved) == _config_key(config)
 
 
 def refused_changes(results: dict | None, config: ml_collections.ConfigDict

@@ -164,8 +164,10 @@ def summary_rows(runs: list[dict], columns: tuple[str, ...]) -> list[dict]:
 
 
 def markdown_table(rows: list[dict], columns: tuple[str, ...]) -> str:
-  """A Markdown table: axes, seeds, then mean ± std per column."""
+  """A Markdown table: axes, seeds, then mean ± std per column (a column no row has is left out: runs
+  saved before a figure existed have nothing to show in it)."""
   axes = list(dict.fromkeys(k for row in rows for k in row["axes"]))
+  columns = tuple(c for c in columns if any(row.get(c) is not None for row in rows))
   cell = lambda v: "–" if v is None else f"{v[0]:.4f} ± {v[1]:.4f}"
   lines = ["| " + " | ".join(axes + ["seeds", *columns]) + " |",
            "|" + "---|" * (len(axes) + 1 + len(columns))]
