@@ -34,7 +34,7 @@ export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 py="$repo/$venv/bin/python"
 
 case "${1:-}" in
-  "")     exec "$py" -m experiments.compare_samplers --workdir=runs/digits --samplers=uniform,proximity,tail,partition,cluster --seeds=0,1,2 ;;
+  "")     exec "$py" -m experiments.compare_samplers --workdir=runs/digits --samplers=uniform,fixed,proximity,knn,tail,partition,cluster --seeds=0,1,2 ;;
   test)   shift; exec "$py" -m pytest -q "$@" ;;
   notebook) shift; cd "$caller"; export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"; exec "$py" -m experiments.notebooks.render "$@" ;;
   python) shift; cd "$caller"; export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"; exec "$py" "$@" ;;
