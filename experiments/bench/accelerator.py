@@ -1,7 +1,7 @@
 """Every accelerator figure in one command and one JSON: run it first whenever a GPU is at hand.
 
   python -m experiments.bench.accelerator --out=$OUT/accelerator.json        # ≈ 7 min on one GPU
-  python -m experiments.bench.accelerator --small --out=/tmp/small.json      # CPU smoke run (the tests)
+  python -m experiments.bench.accelerator --small --out=small.json           # CPU smoke run (the tests)
 
 Each part runs inside its own guard: a part that fails reports ``{"error": …}`` and the others still run,
 and the JSON is rewritten after every part, so a run stopped by its time limit still leaves what it
