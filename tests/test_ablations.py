@@ -53,7 +53,7 @@ def test_expand_and_names():
   with pytest.raises(ValueError, match="axis or override 'sampler.bogus' is not a config key"):
     runner.make_config(config, {}, {"sampler.bogus": 1})
   assert set(sweeps.AXES) == {"sampler", "M", "alpha", "K", "B", "t", "loss", "quantile", "max_neighbors",
-                              "seed"}
+                              "margin", "seed"}
   twice = {"config": SPEC["config"], "grid": [{"sampler": ["proximity"], "M": [20]},
                                               {"sampler": ["proximity"], "M": [20], "alpha": [0.2]}],
            "seeds": [0]}

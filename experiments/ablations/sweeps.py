@@ -19,6 +19,7 @@ AXES = {
     "loss": "loss.name",
     "quantile": "sampler.quantile",
     "max_neighbors": "sampler.max_neighbors",
+    "margin": "loss.false_negative_margin",
     "seed": "seed",
 }
 
