@@ -91,6 +91,24 @@ def check_embeddings(name: str, value, *, num_examples: int | None = None, on_de
   return array
 
 
+def check_indices(name: str, value, num_items: int, *, layout: str, min_shape: tuple[int, ...]
+                  ) -> np.ndarray:
+  """Integer indices into ``num_items`` items as a host int32 array (a sampler's batches, a walk's starts).
+
+  ``min_shape`` gives the rank and each axis's smallest size; ``layout`` says the same in words for the
+  message (e.g. ``"[num_batches >= 1, B >= 2]"``). Values must lie in ``[0, num_items)``.
+  """
+  array = np.asarray(value)
+  if array.ndim != len(min_shape) or any(size < low for size, low in zip(array.shape, min_shape)):
+    raise ValueError(f"{name} must have shape {layout}, got {array.shape}.")
+  if array.size and not np.issubdtype(array.dtype, np.integer):
+    raise ValueError(f"{name} must have an integer dtype, got {array.dtype}.")
+  if array.size and (array.min() < 0 or array.max() >= num_items):
+    raise ValueError(f"{name} holds indices in [{array.min()}, {array.max()}]; allowed: "
+                     f"[0, {num_items - 1}] (there are {num_items} items).")
+  return array.astype(np.int32, copy=False)
+
+
 def _is_jax_array(value) -> bool:
   import jax  # pylint: disable=g-import-not-at-top  (NumPy-only callers never need it)
   return isinstance(value, jax.Array)

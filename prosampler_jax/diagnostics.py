@@ -67,7 +67,8 @@ def batch_stats(batches, embeddings, labels=None, *, pairs=None, temperature: fl
   """
   emb = _checks.check_embeddings("embeddings", embeddings, on_device=True)
   n = emb.shape[0]
-  batches = _check_batches(batches, n)
+  batches = _checks.check_indices("batches", batches, n, layout="[num_batches >= 1, B >= 2]",
+                                   min_shape=(1, 2))
   codes = None
   if labels is not None:
     labels = np.asarray(labels)
@@ -136,7 +137,8 @@ def loss_gap(batches, x, y, *, temperature: float, num_anchors: int | None = Non
   temperature = _checks.check_float("temperature", temperature, low=0.0, low_open=True)
   x, y = _check_pairs((x, y), None)
   n = x.shape[0]
-  batches = _check_batches(batches, n)
+  batches = _checks.check_indices("batches", batches, n, layout="[num_batches >= 1, B >= 2]",
+                                   min_shape=(1, 2))
   num_batches, b = batches.shape
   slots = num_batches * b
   if num_anchors is not None:
@@ -192,18 +194,6 @@ def graph_stats(neighbors) -> dict:
   return {"identical_row_pairs": int((counts * (counts - 1) // 2).sum()),
           "in_degree_variance_ratio": (float(in_degree.var() / binomial_variance) if binomial_variance
                                        else float("nan"))}
-
-
-def _check_batches(batches, n: int) -> np.ndarray:
-  batches = np.asarray(batches)
-  if batches.ndim != 2 or batches.shape[0] < 1 or batches.shape[1] < 2:
-    raise ValueError(f"batches must have shape [num_batches >= 1, B >= 2], got {batches.shape}.")
-  if not np.issubdtype(batches.dtype, np.integer):
-    raise ValueError(f"batches must have an integer dtype, got {batches.dtype}.")
-  if batches.min() < 0 or batches.max() >= n:
-    raise ValueError(f"batches holds indices in [{batches.min()}, {batches.max()}]; "
-                     f"allowed: [0, {n - 1}].")
-  return batches
 
 
 def _check_pairs(pairs, n: int | None) -> tuple[jax.Array, jax.Array]:

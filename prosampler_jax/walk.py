@@ -37,7 +37,7 @@ def random_walk_batches(neighbors, starts, *, batch_size: int, restart_prob: flo
   """
   neighbors = _check_neighbors(neighbors)
   n = neighbors.shape[0]
-  starts = _check_starts(starts, n)
+  starts = jnp.asarray(_checks.check_indices("starts", starts, n, layout="[S]", min_shape=(0,)))
   batch_size = _checks.check_int("batch_size", batch_size, low=2, high=n)
   restart_prob = _checks.check_probability("restart_prob", restart_prob)
   max_steps = (32 * batch_size if max_steps is None
@@ -64,19 +64,6 @@ def _check_neighbors(neighbors) -> jax.Array:
   if low < 0 or high >= shape[0]:
     raise ValueError(f"neighbors has values in [{low}, {high}]; allowed: [0, {shape[0] - 1}].")
   return jnp.asarray(neighbors, jnp.int32)
-
-
-def _check_starts(starts, n: int) -> jax.Array:
-  """An int32 ``[S]`` device array with values in ``[0, N)``."""
-  starts_np = np.asarray(starts)
-  if starts_np.ndim != 1:
-    raise ValueError(f"starts must have rank 1 [S], got shape {starts_np.shape}.")
-  if starts_np.size and not np.issubdtype(starts_np.dtype, np.integer):
-    raise ValueError(f"starts must have an integer dtype, got {starts_np.dtype}.")
-  if starts_np.size and (starts_np.min() < 0 or starts_np.max() >= n):
-    raise ValueError(f"starts has values in [{starts_np.min()}, {starts_np.max()}]; "
-                     f"allowed: [0, {n - 1}].")
-  return jnp.asarray(starts_np, jnp.int32)
 
 
 def _check_key(key) -> jax.Array:

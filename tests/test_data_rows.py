@@ -87,3 +87,20 @@ def test_the_loader_choice_is_checked_by_name_and_auto_follows_tensorflow(monkey
   assert rows.resolve_loader("auto") == "numpy" and rows.resolve_loader("tf") == "tf"
   with pytest.raises(ValueError, match=r"config.data.loader='grain'.*allowed.*auto.*tf.*numpy"):
     rows.resolve_loader("grain")
+
+
+def test_elements_takes_the_chosen_loader_and_both_give_the_same_rows(monkeypatch):
+  batches = np.arange(24).reshape(4, 6)
+  through_tf = []
+  original = pipeline.numpy_rows_dataset
+  monkeypatch.setattr(pipeline, "numpy_rows_dataset",
+                      lambda *a, **k: through_tf.append(1) or original(*a, **k))
+  tf_rows = list(rows.elements("tf", batches, 24, ragged_row, SIGNATURE, start_batch=1))
+  assert through_tf == [1]
+  numpy_rows = list(rows.elements("numpy", batches, 24, ragged_row, SIGNATURE, start_batch=1))
+  assert through_tf == [1] and len(numpy_rows) == len(tf_rows) == 3
+  for a, b in zip(numpy_rows, tf_rows):
+    for name in b:
+      np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+  with pytest.raises(ValueError, match=r"loader='torch'.*allowed"):
+    rows.elements("torch", batches, 24, ragged_row, SIGNATURE)

@@ -338,15 +338,12 @@ def pretrain_elements(dataset: GraphDataset, batches, *, buckets: SizeBuckets, s
                       start_batch: int = 0) -> Iterator[dict]:
   """:func:`pretrain_dataset`'s elements as NumPy, through tf.data or, with ``loader="numpy"`` (or
   ``"auto"`` without TensorFlow), ``rows.numpy_rows``: the same rows and per-graph keys either way."""
-  if rows_lib.resolve_loader(loader, name="loader") == "tf":
-    return pretrain_dataset(dataset, batches, buckets=buckets, seed=seed, window=window,
-                            process_index=process_index, process_count=process_count,
-                            start_batch=start_batch).as_numpy_iterator()
   make_row, signature = _row_builder(dataset, batches, buckets=buckets, seed=seed, window=window,
                                      process_index=process_index, process_count=process_count,
                                      start_batch=start_batch)
-  elements = rows_lib.numpy_rows(batches, len(dataset), make_row, signature, process_index=process_index,
-                                 process_count=process_count, start_batch=start_batch)
+  elements = rows_lib.elements(loader, batches, len(dataset), make_row, signature,
+                               process_index=process_index, process_count=process_count,
+                               start_batch=start_batch)
   return (_nest(e, signature) for e in elements)
 
 

@@ -3,7 +3,8 @@
 Text and graph inputs are built on the host by NumPy, a row of the index array at a time (``make_row``):
 a row of token ids, or a row of padded graphs. ``pipeline.numpy_rows_dataset`` delivers them through
 tf.data; :func:`numpy_rows` delivers the very same elements without TensorFlow, for machines that do not
-have it (the GPU machine) or when ``config.data.loader="numpy"``. Images keep tf.data: their
+have it (the GPU machine) or when ``config.data.loader="numpy"``; :func:`elements` picks one of the two
+for every text and graph pipeline. Images keep tf.data: their
 augmentations are TensorFlow ops.
 
 Why a thread pool rather than a loader library (Grain, torch's DataLoader): the work per row is one
@@ -12,7 +13,7 @@ collate), and order and content are fixed by the index array, so a pool of threa
 of the consumer, delivered in order, is all a loader would do here, without another dependency or the
 processes and shared memory a multi-process loader needs.
 
-Nothing here imports TensorFlow.
+Nothing here imports TensorFlow at import time (``elements`` does when asked for tf.data).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ def process_columns(batches, num_items: int, *, process_index: int, process_coun
   Process ``p`` of ``P`` takes columns ``[p·B/P, (p+1)·B/P)`` of every row; ``start_batch`` must be a
   row of ``batches`` (or its end). Every input pipeline that feeds from the sampler splits this way.
   """
-  batches = check_batches(batches, num_items)
+  batches = _checks.check_indices("batches", batches, num_items, layout="[num_batches, batch_size >= 1]",
+                                   min_shape=(0, 1))
   process_count = _checks.check_int("process_count", process_count, low=1)
   process_index = _checks.check_int("process_index", process_index, low=0, high=process_count - 1)
   num_batches, batch_size = batches.shape
@@ -55,19 +57,6 @@ def process_columns(batches, num_items: int, *, process_index: int, process_coun
   _checks.check_int("start_batch", start_batch, low=0, high=num_batches)
   local = batch_size // process_count
   return batches, np.arange(process_index * local, (process_index + 1) * local, dtype=np.int64)
-
-
-def check_batches(batches, num_items: int) -> np.ndarray:
-  """The sampler's index array as int32 ``[num_batches, B]`` with every index in ``[0, N)``."""
-  array = np.asarray(batches)
-  if array.ndim != 2 or array.shape[1] < 1:
-    raise ValueError(f"batches must have shape [num_batches, batch_size >= 1], got {array.shape}.")
-  if array.size and not np.issubdtype(array.dtype, np.integer):
-    raise ValueError(f"batches must hold integer indices, got dtype {array.dtype}.")
-  if array.size and (array.min() < 0 or array.max() >= num_items):
-    raise ValueError(f"batches holds indices in [{array.min()}, {array.max()}]; allowed: "
-                     f"[0, {num_items - 1}] (the source has {num_items} items).")
-  return array.astype(np.int32)
 
 
 def checked_row(out: dict, signature: dict, local_size: int) -> dict[str, np.ndarray]:
@@ -84,6 +73,21 @@ def checked_row(out: dict, signature: dict, local_size: int) -> dict[str, np.nda
                        "(None: any size).")
     row[name] = value
   return row
+
+
+def elements(loader: str, batches, num_items: int, make_row: Callable[[int, np.ndarray], dict],
+             signature: dict, *, process_index: int = 0, process_count: int = 1,
+             start_batch: int = 0) -> Iterator[dict[str, np.ndarray]]:
+  """The rows of ``make_row`` as NumPy elements through the chosen loader (``resolve_loader``): tf.data's
+  ``pipeline.numpy_rows_dataset`` or :func:`numpy_rows`. Both yield the same elements in the same order;
+  every text and graph pipeline picks its loader here."""
+  if resolve_loader(loader, name="loader") == "tf":
+    from prosampler_jax.data import pipeline  # pylint: disable=g-import-not-at-top  (TensorFlow)
+    return pipeline.numpy_rows_dataset(batches, num_items, make_row, signature, process_index=process_index,
+                                       process_count=process_count,
+                                       start_batch=start_batch).as_numpy_iterator()
+  return numpy_rows(batches, num_items, make_row, signature, process_index=process_index,
+                    process_count=process_count, start_batch=start_batch)
 
 
 def numpy_rows(batches, num_items: int, make_row: Callable[[int, np.ndarray], dict], signature: dict, *,

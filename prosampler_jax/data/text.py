@@ -95,12 +95,9 @@ def rows(arrays: dict[str, np.ndarray], batches, *, loader: str = "auto", proces
          process_count: int = 1, start_batch: int = 0) -> Iterator[dict[str, np.ndarray]]:
   """:func:`rows_dataset`'s elements as NumPy, through tf.data or, with ``loader="numpy"`` (or ``"auto"``
   without TensorFlow), ``rows.numpy_rows``: the same rows either way."""
-  if rows_lib.resolve_loader(loader, name="loader") == "tf":
-    return rows_dataset(arrays, batches, process_index=process_index, process_count=process_count,
-                        start_batch=start_batch).as_numpy_iterator()
   num_items, make_row, signature = _row_builder(arrays)
-  return rows_lib.numpy_rows(batches, num_items, make_row, signature, process_index=process_index,
-                             process_count=process_count, start_batch=start_batch)
+  return rows_lib.elements(loader, batches, num_items, make_row, signature, process_index=process_index,
+                           process_count=process_count, start_batch=start_batch)
 
 
 def _row_builder(arrays: dict[str, np.ndarray]):
