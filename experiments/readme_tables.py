@@ -76,6 +76,8 @@ def source_table(name: str, runs: str) -> str | None:
   - ``pairs_<set>_M`` / ``pairs_<set>_alpha``: ProSampler along that grid (from ``claims.json``);
   - ``<sweep>_paired``: the sweep ``runs/<sweep>``'s points paired with uniform batches by seed
     (``summarize.paired_rows``);
+  - ``<follow-up>_vs_<comparison>``: a follow-up sweep's points paired by seed with another sweep's
+    uniform batches and its run of the same sampler (``summarize.follow_up``), one table each;
   - anything else: the sweep ``runs/NAME``'s comparison table (``summarize.comparison_columns``).
   """
   if name.startswith("pairs_"):
@@ -97,6 +99,13 @@ def source_table(name: str, runs: str) -> str | None:
       return _without_column([line for line in f.read().splitlines() if line.startswith("|")],
                              "Seconds per epoch")
   from experiments.ablations import summarize  # pylint: disable=g-import-not-at-top
+  if "_vs_" in name:
+    dirs = [os.path.join(runs, part) for part in name.split("_vs_", 1)]
+    if not all(os.path.isfile(os.path.join(d, "sweep.json")) for d in dirs):
+      return None
+    metric, tables = summarize.follow_up(*dirs)
+    return "\n\n".join(summarize.paired_markdown(rows, metric, reference)
+                        for reference, rows in tables) or None
   paired = name.endswith("_paired")
   sweep_dir = os.path.join(runs, name.removesuffix("_paired"))
   if not os.path.isfile(os.path.join(sweep_dir, "sweep.json")):

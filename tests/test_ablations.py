@@ -13,6 +13,7 @@ import shutil
 import numpy as np
 import pytest
 
+import finished_sweeps
 from experiments.ablations import runner
 from experiments.ablations import summarize
 from experiments.ablations import sweeps
@@ -169,12 +170,21 @@ def test_the_notebook_runs_top_to_bottom_on_the_results_and_renders_as_html(swee
   summarize.summarize(sweep_dir)  # the documented order: sweep, summarize (tables, plots), notebook
   written = {name: os.path.getmtime(os.path.join(sweep_dir, name))
              for name in os.listdir(sweep_dir) if name.startswith("summary") or name.endswith(".png")}
-  html, executed = render.render(os.path.dirname(sweep_dir), str(tmp_path / "out" / "reproduce.html"))
+  # Beside it, a graph comparison and a follow-up sweep of ProSampler with the false-negative margin.
+  follow_up = finished_sweeps.margin_follow_up(os.path.dirname(sweep_dir))
+  try:
+    html, executed = render.render(os.path.dirname(sweep_dir), str(tmp_path / "out" / "reproduce.html"))
+  finally:
+    for path in follow_up:
+      shutil.rmtree(path)
   notebook = nbformat.read(executed, as_version=4)
   outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
   assert not [o for o in outputs if o.output_type == "error"]
   text = json.dumps([o.get("data", {}).get("text/markdown", o.get("text", "")) for o in outputs])
-  assert "1 sweep(s)" in text and "### tiny (8/8 runs)" in text and "| proximity | 200 | 2 |" in text
+  assert "3 sweep(s)" in text and "### tiny (8/8 runs)" in text and "| proximity | 200 | 2 |" in text
+  assert "#### margin, paired with comparison" in text
+  assert ("ProSampler (margin=0.95) vs ProSampler without the margin: +0.67 points" in text
+          and "ProSampler (margin=0.95) vs uniform batches: +1.67 points" in text)
   assert sum("image/png" in o.get("data", {}) for o in outputs) == 5
   # Ours first: our tables and plots come before the papers' numbers.
   headings = [c.source.splitlines()[0] for c in notebook.cells if c.cell_type == "markdown"]
@@ -296,3 +306,19 @@ def test_results_written_before_a_key_existed_still_count_as_finished_at_its_neu
   config.augment.subgraph = "start_neighbours"  # not the neutral value: another run
   assert not runner.same_config({"config": saved}, config.to_dict())
   assert not runner.same_config({"config": None}, config.to_dict()) and not runner.same_config(None, {})
+
+
+
+def test_a_follow_up_sweep_pairs_with_another_sweeps_uniform_runs_only_where_nothing_else_differs(tmp_path):
+  comparison, margin = finished_sweeps.margin_follow_up(str(tmp_path))
+  (row,) = summarize.paired_with(margin, comparison, {"sampler": "uniform"})
+  assert row["axes"] == {"sampler": "proximity", "margin": 0.95} and row["seeds"] == [0, 1, 2]
+  np.testing.assert_allclose(row["differences"], [0.02, 0.01, 0.02], atol=1e-12)
+  (row,) = summarize.paired_with(margin, comparison, {"sampler": "proximity"})  # the margin's own effect
+  np.testing.assert_allclose(row["differences"], [0.01, -0.02, 0.03], atol=1e-12)
+  assert summarize.paired_with(margin, comparison, {"sampler": "tail"}) == []
+  longer = finished_sweeps.write_sweep(str(tmp_path), "longer", [
+      ({"sampler": "proximity", "margin": 0.95, "seed": 1},
+       finished_sweeps.graphcl_config("proximity", 1, 0.95, epochs=40), 0.8)])
+  with pytest.raises(ValueError, match=r"differ in num_epochs besides their axes"):
+    summarize.paired_with(longer, comparison, {"sampler": "uniform"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 
+import finished_sweeps
 from experiments import readme_tables
 
 
@@ -66,3 +67,15 @@ def test_a_paired_table_comes_from_the_same_sweep(tmp_path, monkeypatch):
   with_uniform = False  # no uniform runs: nothing to pair with
   assert readme_tables.source_table("graphcl_toy_paired", str(tmp_path)) is None
   assert readme_tables.source_table("graphcl_other_paired", str(tmp_path)) is None
+
+
+def test_a_follow_up_table_pairs_with_the_comparisons_uniform_and_same_sampler_runs(tmp_path):
+  finished_sweeps.margin_follow_up(str(tmp_path))
+  table = readme_tables.source_table("margin_vs_comparison", str(tmp_path))
+  against_uniform, against_prosampler = table.split("\n\n")
+  assert "Δ svm_acc vs sampler=uniform" in against_uniform
+  assert "| sampler=proximity, margin=0.95 | 3 | +0.0167 ± 0.0058 | +0.0200 +0.0100 +0.0200 | 3 / 0 |" in (
+      against_uniform)
+  assert "Δ svm_acc vs sampler=proximity" in against_prosampler
+  assert "| +0.0100 -0.0200 +0.0300 | 2 / 1 |" in against_prosampler
+  assert readme_tables.source_table("margin_vs_absent", str(tmp_path)) is None

@@ -107,12 +107,20 @@ def comparison_columns(task: str) -> tuple[str, ...]:
   return TASK_METRICS.get(task, ()) + _COMPARISON_COMMON
 
 
+_MISSING = "<absent>"
+
+
+def _differing_keys(saved: dict, config: dict) -> list[str]:
+  """The dotted keys whose value differs between two configs (``to_dict()``), sorted."""
+  saved, config = run_config.flatten(saved), run_config.flatten(config)
+  return [k for k in sorted(set(saved) | set(config)) if saved.get(k, _MISSING) != config.get(k, _MISSING)]
+
+
 def _changed_keys(saved: dict, config: dict) -> list[str]:
   """``key: saved → now`` for each dotted key whose value differs between two configs (``to_dict()``)."""
-  saved, config = run_config.flatten(saved), run_config.flatten(config)
-  missing = "<absent>"
-  return [f"{k}: {saved.get(k, missing)!r} → {config.get(k, missing)!r}"
-          for k in sorted(set(saved) | set(config)) if saved.get(k, missing) != config.get(k, missing)]
+  flat_saved, flat_config = run_config.flatten(saved), run_config.flatten(config)
+  return [f"{k}: {flat_saved.get(k, _MISSING)!r} → {flat_config.get(k, _MISSING)!r}"
+          for k in _differing_keys(saved, config)]
 
 
 def metric_of(spec: dict, runs: list[dict]) -> str:
@@ -337,6 +345,58 @@ def paired_rows(runs: list[dict], metric: str, reference: dict) -> list[dict]:
     rows.append({"axes": dict(key), "seeds": seeds, "differences": diffs.tolist(), "mean": mean, "std": std,
                  "wins": int((diffs > 0).sum()), "losses": int((diffs < 0).sum()), "p_value": p})
   return rows
+
+
+def paired_with(sweep_dir: str, reference_dir: str, reference: dict, metric: str | None = None
+                ) -> list[dict]:
+  """``paired_rows`` of every point of ``sweep_dir`` against the ``reference`` point of another sweep,
+  ``reference_dir``: a follow-up sweep (ProSampler with the false-negative margin, say) paired by seed
+  with the uniform batches a sampler comparison already ran, without running them again.
+
+  Pairs only comparable runs: a point's config may differ from the reference run's of the same seed in
+  the two points' axes alone (a ValueError names any other key, e.g. another ``data_dir`` or epoch
+  count). ``metric``: default, ``sweep_dir``'s.
+  """
+  spec, runs = load_runs(sweep_dir)
+  reference_spec, reference_runs = load_runs(reference_dir)
+  if not runs:
+    return []
+  if spec.get("configs") is None or reference_spec.get("configs") is None:
+    raise ValueError("these sweeps' sweep.json files hold no per-run configs (written by an older runner): "
+                     "rerun the sweeps to record them, then pair them.")
+  reference_runs = [r for r in reference_runs
+                    if {k: v for k, v in r["point"].items() if k != "seed"} == reference]
+  reference_configs = {r["point"].get("seed", 0): reference_spec["configs"][r["name"]] for r in reference_runs}
+  for run in runs:
+    seed = run["point"].get("seed", 0)
+    if seed not in reference_configs:
+      continue
+    axes = {runner.config_key(a) for a in (*run["point"], *reference)}
+    other = [k for k in _differing_keys(reference_configs[seed], spec["configs"][run["name"]])
+             if k not in axes]
+    if other:
+      raise ValueError(f"{run['name']} of {sweep_dir} and the {reference} run of seed {seed} in "
+                       f"{reference_dir} differ in {', '.join(other[:5])} besides their axes; allowed: "
+                       "runs that differ only in the points' axes.")
+  metric = metric or metric_of(spec, runs)
+  runs = [r for r in runs if {k: v for k, v in r["point"].items() if k != "seed"} != reference]
+  return paired_rows(runs + reference_runs, metric, reference)
+
+
+def follow_up(sweep_dir: str, reference_dir: str) -> tuple[str, list[tuple[dict, list[dict]]]]:
+  """A follow-up sweep against a sampler comparison: ``(metric, [(reference, paired_with rows)])``, first
+  against the comparison's uniform batches, then against each of the follow-up's samplers as the
+  comparison ran it (ProSampler with the margin vs ProSampler without: the follow-up axis's own effect).
+  References the comparison did not run are left out."""
+  spec, runs = load_runs(sweep_dir)
+  metric = metric_of(spec, runs) if runs else ""
+  samplers = sorted({r["point"]["sampler"] for r in runs if "sampler" in r["point"]} - {"uniform"})
+  tables = []
+  for reference in ({"sampler": "uniform"}, *({"sampler": s} for s in samplers)):
+    rows = paired_with(sweep_dir, reference_dir, reference, metric)
+    if rows:
+      tables.append((reference, rows))
+  return metric, tables
 
 
 def paired_markdown(rows: list[dict], metric: str, reference: dict) -> str:
