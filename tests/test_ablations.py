@@ -273,10 +273,11 @@ def test_paired_rows_compare_each_sampler_with_uniform_on_the_seeds_both_ran():
 
 
 def test_paired_conclusions_say_what_the_seeds_resolve_and_what_they_cannot():
-  row = lambda sampler, diffs: {"axes": {"sampler": sampler}, "seeds": list(range(len(diffs))),
-                                "differences": diffs, "mean": float(np.mean(diffs)),
-                                "std": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0,
-                                "wins": sum(d > 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
+  row = lambda sampler, diffs, metric="svm_acc": {
+      "axes": {"sampler": sampler}, "metric": metric, "seeds": list(range(len(diffs))),
+      "differences": diffs, "mean": float(np.mean(diffs)),
+      "std": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0,
+      "wins": sum(d > 0 for d in diffs), "losses": sum(d < 0 for d in diffs)}
   clear, unclear, single = summarize.paired_conclusions(
       [row("proximity", [0.010, 0.012, 0.011, 0.009, 0.013]), row("tail", [0.01, -0.02, 0.015, -0.01, 0.0]),
        row("cluster", [0.02])])
@@ -286,6 +287,9 @@ def test_paired_conclusions_say_what_the_seeds_resolve_and_what_they_cannot():
   assert unclear.startswith("TBS vs uniform batches: -0.10 points") and "not resolved" in unclear
   assert "(better on 2, worse on 2)" in unclear and "smaller than ±1.78 points" in unclear  # std 1.432
   assert single == "cluster batches vs uniform batches: +2.00 points on 1 seed; one seed cannot resolve anything."
+  # STS Spearman is stored × 100 already: its differences are points as they are.
+  (sts,) = summarize.paired_conclusions([row("proximity", [1.0, 1.2, 1.1, 0.9, 1.3], metric="stsb_dev")])
+  assert sts.startswith("ProSampler vs uniform batches: +1.10 points, 95% interval [+0.90, +1.30]")
 
 
 def test_a_column_no_run_has_is_left_out_of_the_markdown_table():

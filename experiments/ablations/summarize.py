@@ -30,6 +30,9 @@ from prosampler_jax import run_config
 TASK_METRICS = {"simclr": ("knn_accuracy", "linear_accuracy"), "simcse": ("stsb_dev", "stsb", "average"),
                 "graphcl": ("svm_acc",)}
 STATS = ("mean_neg_cos", "false_negative_rate")  # batch hardness and wrong negatives
+# Metrics stored as fractions in [0, 1]: a "point" is 0.01 of them. The STS metrics are already
+# Spearman × 100, so one of their units is a point.
+_FRACTION_METRICS = ("knn_accuracy", "linear_accuracy", "svm_acc")
 # A sampler comparison's columns besides the task's metrics: what every task has (the loss gap, L^Global −
 # L^Train of the last window, where the task has item pairs).
 _COMPARISON_COMMON = ("mean_neg_cos", "false_negative_rate", "loss_gap", "min_bank_written",
@@ -342,7 +345,8 @@ def paired_rows(runs: list[dict], metric: str, reference: dict) -> list[dict]:
     mean, std = mean_std(diffs)
     p = float(stats.ttest_rel([values[s] for s in seeds], [base[s] for s in seeds]).pvalue) if (
         len(diffs) > 1 and std > 0) else None
-    rows.append({"axes": dict(key), "seeds": seeds, "differences": diffs.tolist(), "mean": mean, "std": std,
+    rows.append({"axes": dict(key), "metric": metric, "seeds": seeds, "differences": diffs.tolist(),
+                 "mean": mean, "std": std,
                  "wins": int((diffs > 0).sum()), "losses": int((diffs < 0).sum()), "p_value": p})
   return rows
 
@@ -413,15 +417,21 @@ def paired_markdown(rows: list[dict], metric: str, reference: dict) -> str:
   return "\n".join(lines)
 
 
-def paired_conclusions(rows: list[dict], reference: str = "uniform batches", scale: float = 100.0
-                       ) -> list[str]:
-  """One plain sentence per ``paired_rows`` row: the mean difference in points (``scale`` × the metric),
-  its 95% confidence interval from the paired seeds (Student t), wins / losses, and whether the seeds
-  resolve it (the interval excludes 0) — so a report says what its seeds can and cannot tell apart."""
+def points_per_unit(metric: str | None) -> float:
+  """100 for a metric stored as a fraction (accuracies), 1 for one already in points (STS Spearman × 100)."""
+  return 100.0 if metric in _FRACTION_METRICS else 1.0
+
+
+def paired_conclusions(rows: list[dict], reference: str = "uniform batches") -> list[str]:
+  """One plain sentence per ``paired_rows`` row: the mean difference in points (``points_per_unit`` of the
+  row's metric), its 95% confidence interval from the paired seeds (Student t), wins / losses, and
+  whether the seeds resolve it (the interval excludes 0) — so a report says what its seeds can and cannot
+  tell apart."""
   from scipy import stats  # pylint: disable=g-import-not-at-top
   lines = []
   for row in rows:
     name = sampler_label(row["axes"])
+    scale = points_per_unit(row.get("metric"))
     n, mean = len(row["seeds"]), scale * row["mean"]
     if n < 2:
       lines.append(f"{name} vs {reference}: {mean:+.2f} points on 1 seed; one seed cannot resolve anything.")
