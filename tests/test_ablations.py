@@ -290,6 +290,9 @@ def test_paired_conclusions_say_what_the_seeds_resolve_and_what_they_cannot():
   # STS Spearman is stored × 100 already: its differences are points as they are.
   (sts,) = summarize.paired_conclusions([row("proximity", [1.0, 1.2, 1.1, 0.9, 1.3], metric="stsb_dev")])
   assert sts.startswith("ProSampler vs uniform batches: +1.10 points, 95% interval [+0.90, +1.30]")
+  (same,) = summarize.paired_conclusions([row("fixed", [0.0, 0.0, 0.0])])  # one epoch: the same batches
+  assert same == ("fixed batches vs uniform batches: identical on all 3 paired seeds (the runs trained on the "
+                  "same batches).")
 
 
 def test_a_column_no_run_has_is_left_out_of_the_markdown_table():

@@ -436,6 +436,10 @@ def paired_conclusions(rows: list[dict], reference: str = "uniform batches") -> 
     if n < 2:
       lines.append(f"{name} vs {reference}: {mean:+.2f} points on 1 seed; one seed cannot resolve anything.")
       continue
+    if not any(row["differences"]):
+      lines.append(f"{name} vs {reference}: identical on all {n} paired seeds (the runs trained on the same "
+                   "batches).")
+      continue
     half = float(stats.t.ppf(0.975, n - 1)) * scale * row["std"] / np.sqrt(n)
     verdict = (f"resolved: {'better' if mean > 0 else 'worse'} than {reference}" if abs(mean) > half else
                f"not resolved: these seeds cannot tell differences smaller than ±{half:.2f} points apart")
