@@ -324,6 +324,10 @@ def test_a_follow_up_sweep_pairs_with_another_sweeps_uniform_runs_only_where_not
   (row,) = summarize.paired_with(margin, comparison, {"sampler": "proximity"})  # the margin's own effect
   np.testing.assert_allclose(row["differences"], [0.01, -0.02, 0.03], atol=1e-12)
   assert summarize.paired_with(margin, comparison, {"sampler": "tail"}) == []
+  # The comparison table shows the share of negatives the margin dropped where a run has one.
+  columns = summarize.comparison_columns("graphcl")
+  assert "| margin_dropped_rate |" in summarize.aggregate(margin, columns)["markdown"]
+  assert "margin_dropped_rate" not in summarize.aggregate(comparison, columns)["markdown"]
   longer = finished_sweeps.write_sweep(str(tmp_path), "longer", [
       ({"sampler": "proximity", "margin": 0.95, "seed": 1},
        finished_sweeps.graphcl_config("proximity", 1, 0.95, epochs=40), 0.8)])

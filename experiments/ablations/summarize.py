@@ -34,9 +34,12 @@ STATS = ("mean_neg_cos", "false_negative_rate")  # batch hardness and wrong nega
 # Spearman × 100, so one of their units is a point.
 _FRACTION_METRICS = ("knn_accuracy", "linear_accuracy", "svm_acc")
 # A sampler comparison's columns besides the task's metrics: what every task has (the loss gap, L^Global −
-# L^Train of the last window, where the task has item pairs).
-_COMPARISON_COMMON = ("mean_neg_cos", "false_negative_rate", "loss_gap", "min_bank_written",
-                      "bank_staleness", "wall_seconds")
+# L^Train of the last window, where the task has item pairs; the margin-dropped rate under a false-negative
+# margin; a column no run has is left out of the table).
+_COMPARISON_COMMON = ("mean_neg_cos", "false_negative_rate", "margin_dropped_rate", "loss_gap",
+                      "min_bank_written", "bank_staleness", "wall_seconds")
+# The last window's statistics a run's results hold (margin_dropped_rate only under a false-negative margin).
+_WINDOW_STATS = (*STATS, "margin_dropped_rate", "loss_gap")
 NUMERIC_AXES = ("M", "alpha", "K", "B", "t", "quantile")
 _AXIS_LABELS = {"M": "candidates M", "alpha": "restart probability α", "K": "neighbours K",
                 "B": "batch size B", "t": "refresh interval t (steps)", "quantile": "TBS quantile"}
@@ -99,8 +102,8 @@ def load_runs(sweep_dir: str) -> tuple[dict, list[dict]]:
                            if refreshes else None)}
     epochs = [h for h in result.get("history", []) if h.get("event") == "epoch"]
     runs.append({"name": name, "point": point, "task": result.get("task"),
-                 "dataset": result.get("dataset"), "loss": result.get("loss"), **figures, **{k: stats.get(k) for k in (*STATS, "loss_gap")}, **freshness,
-                 "epochs": epochs})
+                 "dataset": result.get("dataset"), "loss": result.get("loss"), **figures,
+                 **{k: stats.get(k) for k in _WINDOW_STATS}, **freshness, "epochs": epochs})
   return spec, runs
 
 
