@@ -69,7 +69,7 @@ def collect(runs: str, root: str = REPO) -> list[str]:
 
 
 def source_table(name: str, runs: str) -> str | None:
-  """The table behind results file NAME, or None when its run is not under ``runs``:
+  """The table behind results file NAME, or None when its run is not under ``runs`` or has not finished:
 
   - ``pairs_<set>``: the sampler comparison of ``experiments.examples.sampler_claims`` on that set
     (``runs/pairs/<set>/claims/all/compare.md``) without its seconds, which measure the machine's load;
@@ -111,6 +111,8 @@ def source_table(name: str, runs: str) -> str | None:
   if not os.path.isfile(os.path.join(sweep_dir, "sweep.json")):
     return None
   _, sweep_runs = summarize.load_runs(sweep_dir)
+  if not sweep_runs:
+    return None  # started, nothing finished yet
   summary = summarize.aggregate(sweep_dir, summarize.comparison_columns(sweep_runs[0]["task"]))
   return (summary["paired_markdown"] or None) if paired else summary["markdown"]
 

@@ -79,3 +79,8 @@ def test_a_follow_up_table_pairs_with_the_comparisons_uniform_and_same_sampler_r
   assert "Δ svm_acc vs sampler=proximity" in against_prosampler
   assert "| +0.0100 -0.0200 +0.0300 | 2 / 1 |" in against_prosampler
   assert readme_tables.source_table("margin_vs_absent", str(tmp_path)) is None
+  # A sweep that started but finished nothing has no table yet, alone or paired.
+  os.makedirs(tmp_path / "started")
+  shutil.copy(tmp_path / "margin" / "sweep.json", tmp_path / "started" / "sweep.json")
+  assert readme_tables.source_table("started", str(tmp_path)) is None
+  assert readme_tables.source_table("started_vs_comparison", str(tmp_path)) is None
