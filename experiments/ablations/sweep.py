@@ -9,8 +9,8 @@
 Runs land in ``WORKDIR/<sweep>/<axis=value,…,seed=s>/`` (results.json, checkpoints, ``train.log``). A
 run whose results.json exists is skipped; an interrupted one resumes from its checkpoint. The sweep's
 definition is written to ``WORKDIR/<sweep>/sweep.json`` for ``summarize.py``. Axes: the short names of
-``sweeps.AXES`` (sampler, M, alpha, K, B, t, loss, quantile, max_neighbors, margin,
-seed) or any dotted config key.
+``sweeps.AXES`` (sampler, M, alpha, K, B, t, loss, quantile, max_neighbors, margin, seed) or any dotted
+config key.
 """
 
 from __future__ import annotations

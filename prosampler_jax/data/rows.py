@@ -4,8 +4,7 @@ Text and graph inputs are built on the host by NumPy, a row of the index array a
 a row of token ids, or a row of padded graphs. ``pipeline.numpy_rows_dataset`` delivers them through
 tf.data; :func:`numpy_rows` delivers the very same elements without TensorFlow, for machines that do not
 have it (the GPU machine) or when ``config.data.loader="numpy"``; :func:`elements` picks one of the two
-for every text and graph pipeline. Images keep tf.data: their
-augmentations are TensorFlow ops.
+for every text and graph pipeline. Images keep tf.data: their augmentations are TensorFlow ops.
 
 Why a thread pool rather than a loader library (Grain, torch's DataLoader): the work per row is one
 NumPy gather or padding that releases the GIL for most of its time, rows are already batches (nothing to
