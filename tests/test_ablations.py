@@ -333,3 +333,9 @@ def test_a_follow_up_sweep_pairs_with_another_sweeps_uniform_runs_only_where_not
        finished_sweeps.graphcl_config("proximity", 1, 0.95, epochs=40), 0.8)])
   with pytest.raises(ValueError, match=r"differ in num_epochs besides their axes"):
     summarize.paired_with(longer, comparison, {"sampler": "uniform"})
+  # A key the reference point sweeps may differ too: it is one of the two points' axes.
+  epochs_axis = finished_sweeps.write_sweep(str(tmp_path), "epochs_axis", [
+      ({"sampler": "uniform", "num_epochs": 40, "seed": 0},
+       finished_sweeps.graphcl_config("uniform", 0, epochs=40), 0.7)])
+  (row,) = summarize.paired_with(margin, epochs_axis, {"sampler": "uniform", "num_epochs": 40})
+  np.testing.assert_allclose(row["differences"], [0.1], atol=1e-12)

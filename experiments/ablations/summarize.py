@@ -159,12 +159,17 @@ def figure(path: str, size: tuple[float, float]):
     plt.close(fig)
 
 
+def _setting(point: dict) -> dict:
+  """A grid point without its seed: what the seeds of one setting share."""
+  return {k: v for k, v in point.items() if k != "seed"}
+
+
 def summary_rows(runs: list[dict], columns: tuple[str, ...]) -> list[dict]:
   """One row per grid point (seeds pooled): the axes, then ``column: (mean, std, n)`` per column, and
   ``values``: each column's per-seed values (what the plots show beside the mean)."""
   groups: dict[tuple, list[dict]] = {}
   for run in runs:
-    key = tuple((k, v) for k, v in run["point"].items() if k != "seed")
+    key = tuple(_setting(run["point"]).items())
     groups.setdefault(key, []).append(run)
   rows = []
   for key, members in groups.items():
@@ -332,7 +337,7 @@ def paired_rows(runs: list[dict], metric: str, reference: dict) -> list[dict]:
   groups: dict[tuple, dict[int, float]] = {}
   for run in runs:
     if run.get(metric) is not None:
-      key = tuple((k, v) for k, v in run["point"].items() if k != "seed")
+      key = tuple(_setting(run["point"]).items())
       groups.setdefault(key, {})[run["point"].get("seed", 0)] = run[metric]
   base = groups.get(tuple(reference.items()))
   if base is None:
@@ -364,15 +369,20 @@ def paired_with(sweep_dir: str, reference_dir: str, reference: dict, metric: str
   the two points' axes alone (a ValueError names any other key, e.g. another ``data_dir`` or epoch
   count). ``metric``: default, ``sweep_dir``'s.
   """
-  spec, runs = load_runs(sweep_dir)
-  reference_spec, reference_runs = load_runs(reference_dir)
+  return _paired_with(load_runs(sweep_dir), load_runs(reference_dir), reference, metric, sweep_dir,
+                      reference_dir)
+
+
+def _paired_with(sweep: tuple[dict, list[dict]], reference_sweep: tuple[dict, list[dict]], reference: dict,
+                 metric: str | None, sweep_dir: str, reference_dir: str) -> list[dict]:
+  """``paired_with`` on sweeps already loaded (``load_runs``); the directories only name them in errors."""
+  (spec, runs), (reference_spec, reference_runs) = sweep, reference_sweep
   if not runs:
     return []
   if spec.get("configs") is None or reference_spec.get("configs") is None:
     raise ValueError("these sweeps' sweep.json files hold no per-run configs (written by an older runner): "
                      "rerun the sweeps to record them, then pair them.")
-  reference_runs = [r for r in reference_runs
-                    if {k: v for k, v in r["point"].items() if k != "seed"} == reference]
+  reference_runs = [r for r in reference_runs if _setting(r["point"]) == reference]
   reference_configs = {r["point"].get("seed", 0): reference_spec["configs"][r["name"]] for r in reference_runs}
   for run in runs:
     seed = run["point"].get("seed", 0)
@@ -386,7 +396,7 @@ def paired_with(sweep_dir: str, reference_dir: str, reference: dict, metric: str
                        f"{reference_dir} differ in {', '.join(other[:5])} besides their axes; allowed: "
                        "runs that differ only in the points' axes.")
   metric = metric or metric_of(spec, runs)
-  runs = [r for r in runs if {k: v for k, v in r["point"].items() if k != "seed"} != reference]
+  runs = [r for r in runs if _setting(r["point"]) != reference]
   return paired_rows(runs + reference_runs, metric, reference)
 
 
@@ -394,13 +404,14 @@ def follow_up(sweep_dir: str, reference_dir: str) -> tuple[str, list[tuple[dict,
   """A follow-up sweep against a sampler comparison: ``(metric, [(reference, paired_with rows)])``, first
   against the comparison's uniform batches, then against each of the follow-up's samplers as the
   comparison ran it (ProSampler with the margin vs ProSampler without: the follow-up axis's own effect).
-  References the comparison did not run are left out."""
-  spec, runs = load_runs(sweep_dir)
+  References the comparison did not run are left out. Each sweep is read once."""
+  sweep, reference_sweep = load_runs(sweep_dir), load_runs(reference_dir)
+  spec, runs = sweep
   metric = metric_of(spec, runs) if runs else ""
   samplers = sorted({r["point"]["sampler"] for r in runs if "sampler" in r["point"]} - {"uniform"})
   tables = []
   for reference in ({"sampler": "uniform"}, *({"sampler": s} for s in samplers)):
-    rows = paired_with(sweep_dir, reference_dir, reference, metric)
+    rows = _paired_with(sweep, reference_sweep, reference, metric, sweep_dir, reference_dir)
     if rows:
       tables.append((reference, rows))
   return metric, tables
