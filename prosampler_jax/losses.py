@@ -33,6 +33,7 @@ from typing import NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 from jax import lax
+import numpy as np
 
 from prosampler_jax import _checks
 from prosampler_jax.normalize import l2_normalize
@@ -285,9 +286,13 @@ def _mean_over_anchors(per_anchor: jax.Array, anchor: jax.Array, axis_name: str 
 
 
 def _check_temperature(temperature):
-  """A positive float, or a traced scalar (not checkable under jit: passed through)."""
+  """A positive float, or a traced scalar (not checkable under jit: passed through). A concrete 0-d float
+  array (a learned temperature read outside jit) is checked as its value."""
   if isinstance(temperature, jax.core.Tracer):
     return temperature
+  if (isinstance(temperature, (jax.Array, np.ndarray)) and temperature.ndim == 0
+      and jnp.issubdtype(temperature.dtype, jnp.floating)):
+    temperature = float(temperature)
   return _checks.check_float("temperature", temperature, low=0.0, low_open=True)
 
 

@@ -141,6 +141,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     raise ValueError(f"--out={args.out!r}: directory {out_dir} does not exist.")
   if not args.out.endswith(".npy"):
     raise ValueError(f"--out={args.out!r}; allowed: a path ending in .npy (np.save would append it).")
+  _checks.check_int("--epochs", args.epochs, low=1)
   embeddings, pairs, labels = load_inputs(args)
   accepted = samplers.keyword_arguments(args.sampler)
   kwargs = {name: getattr(args, name) for name in sampler_options()

@@ -207,6 +207,7 @@ def test_cli_writes_the_plan_and_prints_statistics_per_epoch(tmp_path):
     (["--batch-size=601"], "--batch_size=601 is out of range; allowed: [2, 600]"),
     (["--out=nowhere/plan.npy"], "--out='nowhere/plan.npy': directory"),
     (["--out=plan.bin"], "--out='plan.bin'; allowed: a path ending in .npy"),
+    (["--epochs=0"], "--epochs=0 is out of range; allowed: [1, inf]"),
 ])
 def test_cli_bad_input_is_one_clear_error_with_status_2(tmp_path, args, message):
   x, labels = _embeddings()

@@ -380,6 +380,14 @@ def test_a_traced_temperature_works_under_jit_and_grad(name):
   traced = jax.jit(lambda t: fn(z1, z2, temperature=t))
   np.testing.assert_allclose(traced(0.3), fn(z1, z2, temperature=0.3), rtol=1e-6)
   assert np.isfinite(jax.grad(lambda t: fn(z1, z2, temperature=t))(0.3))  # e.g. a learned temperature
+  # The same learned scalar read outside jit: a concrete 0-d array, checked as its value.
+  np.testing.assert_allclose(fn(z1, z2, temperature=jnp.float32(0.3)), fn(z1, z2, temperature=0.3),
+                             rtol=1e-6)
+  np.testing.assert_allclose(fn(z1, z2, temperature=np.array(0.3)), fn(z1, z2, temperature=0.3), rtol=1e-6)
+  with pytest.raises(ValueError, match=r"temperature=-0.3 is out of range"):
+    fn(z1, z2, temperature=jnp.float32(-0.3))
+  with pytest.raises(ValueError, match="temperature must be a finite real number"):
+    fn(z1, z2, temperature=jnp.ones(2))
 
 
 def test_traced_tau_plus_or_beta_and_an_unbound_axis_name_give_clear_errors():

@@ -155,8 +155,8 @@ def test_start_items_top_up_from_covered_items_when_too_few_are_left(clusters, i
   sampler = _all_samplers(seed=3)[index]
   state = sampler.state_dict()
   left = np.array([5, 500, 1500])
-  state["epoch"], state["covered"][:] = 0, True
-  state["covered"][left] = False
+  state["epoch"], state["covered"][:], state["covered_in"][:] = 0, True, 0
+  state["covered"][left], state["covered_in"][left] = False, -1
   sampler.load_state_dict(state)
   starts = sampler.sample(0, x, num_batches=20, window=1)[:, 0]
   assert set(starts[:3].tolist()) == set(left.tolist())  # the uncovered items first, …
@@ -208,6 +208,35 @@ def test_state_dict_round_trip_continues_identically(clusters, index):
   # Without the state, a fresh sampler would not know which items the epoch already used.
   assert not np.array_equal(_all_samplers(seed=6)[index].sample(1, x, num_batches=20, window=1),
                             expected)
+  # A state saved before the sampler recorded which window covered an item (the mask alone) still resumes.
+  older = _all_samplers(seed=6)[index]
+  older.load_state_dict({k: v for k, v in state.items() if k != "covered_in"})
+  np.testing.assert_array_equal(older.sample(1, x, num_batches=20, window=1), expected)
+
+
+@pytest.mark.parametrize("index", range(7))
+def test_asking_for_a_window_again_gives_the_same_batches(clusters, index):
+  # A retried window (or PlanBatchSampler.sample_window(w) twice) must not count its own first draw as
+  # covered, nor the windows drawn after it.
+  x, _ = clusters
+  sampler = (_all_samplers(seed=3) + [samplers.FixedSampler(N, B, seed=3)])[index]
+  first = [sampler.sample(2, x, num_batches=15, window=w) for w in range(3)]
+  np.testing.assert_array_equal(sampler.sample(2, x, num_batches=15, window=1), first[1])
+  np.testing.assert_array_equal(sampler.sample(2, x, num_batches=15, window=1), first[1])
+  np.testing.assert_array_equal(sampler.sample(2, x, num_batches=15, window=2), first[2])
+  covered_in = sampler.state_dict()["covered_in"]
+  for w, batches in enumerate(first):  # each item remembers the first window that used it
+    assert (covered_in[batches.ravel()] <= w).all() and (covered_in[batches.ravel()] >= 0).all()
+
+
+@pytest.mark.parametrize("name", ["tail", "partition", "cluster"])
+def test_a_window_past_the_epochs_batches_tops_up_with_the_items_no_row_used(name):
+  # 43 items, B = 5: 8 batches, 3 items left out. Windows of 3 batches: the third holds the last two
+  # batches and a uniform row, which must take the 3 items no batch used (not items of its own window).
+  x = np.random.default_rng(0).normal(size=(43, 8)).astype(np.float32)
+  sampler = samplers.make_sampler(name, 43, 5, seed=2)
+  windows = [sampler.sample(1, x, num_batches=3, window=w) for w in range(3)]
+  assert np.unique(np.concatenate(windows)).size == 43
 
 
 def test_restart_schedule_is_off_by_default_and_decays_to_its_floor():
@@ -308,6 +337,8 @@ def test_load_state_dict_rejects_foreign_state():
     samplers.UniformSampler(20, 4, seed=2).load_state_dict(state)
   with pytest.raises(ValueError, match="covered"):
     samplers.UniformSampler(20, 4, seed=1).load_state_dict({**state, "covered": np.zeros(21, bool)})
+  with pytest.raises(ValueError, match="covered_in"):
+    samplers.UniformSampler(20, 4, seed=1).load_state_dict({**state, "covered_in": np.zeros(20, np.int32)})
   with pytest.raises(ValueError, match="epoch"):
     samplers.UniformSampler(20, 4, seed=1).load_state_dict({**state, "epoch": -2})
   with pytest.raises(ValueError, match="missing"):

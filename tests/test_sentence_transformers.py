@@ -158,6 +158,22 @@ def test_bad_arguments_name_themselves(pairs):
   with pytest.raises(ValueError, match="text_column='question' is not supported; allowed: 'anchor', "
                                        "'positive'"):
     ps_st.batch_sampler("uniform", text_column="question")(pairs, B, True, None, None, 0)
+  # Values are checked when the factory is made, before a trainer exists (the options' values need the
+  # dataset's size: with train_dataset).
+  with pytest.raises(ValueError, match=r"refresh_batches=0 is out of range; allowed: \[1, inf\]"):
+    ps_st.batch_sampler("proximity", model=object(), refresh_batches=0)
+  with pytest.raises(ValueError, match=r"encode_batch_size=0 is out of range; allowed: \[1, inf\]"):
+    ps_st.batch_sampler("proximity", model=object(), encode_batch_size=0)
+  with pytest.raises(ValueError, match=r"text_column=3 \(int\) is not supported; allowed: None or a string"):
+    ps_st.batch_sampler("uniform", text_column=3)
+  with pytest.raises(ValueError, match=r"restart_prob=2 is out of range; allowed: \[0, 1\]"):
+    ps_st.batch_sampler("proximity", model=object(), train_dataset=pairs, num_neighbors=8,
+                        restart_prob=2.0)
+  with pytest.raises(ValueError, match="graph_backend='bogus'"):
+    ps_st.batch_sampler("proximity", model=object(), train_dataset=pairs, num_neighbors=8,
+                        graph_backend="bogus")
+  with pytest.raises(ValueError, match=r"num_neighbors=100 is out of range; allowed: \[1, 95\]"):
+    ps_st.batch_sampler("proximity", model=object(), train_dataset=pairs)
 
 
 _RANK_SCRIPT = """

@@ -194,7 +194,10 @@ def batch_sampler(sampler: str = "proximity", *, model=None, plan: str | None = 
 
   ``train_dataset``: when given, other datasets (evaluation) get plain in-order batches of every item
   (sentence-transformers asks the same callable for them); otherwise every dataset gets sampled batches.
-  The sampler's name and options are checked now, so a typo fails before the trainer starts.
+  The arguments are checked now, so a typo fails before the trainer starts: the sampler's name, its
+  options' names, ``refresh_batches``, ``encode_batch_size`` and the column and plan arguments' types,
+  and, with ``train_dataset``, the options' values too (a sampler is built for its size; without it the
+  values are checked when the trainer asks for its loader).
   """
   _checks.check_choice("sampler", sampler, tuple(samplers.SAMPLERS))
   accepted = [k for k in samplers.keyword_arguments(sampler) if k != "seed"]  # the trainer's seed is used
@@ -202,6 +205,15 @@ def batch_sampler(sampler: str = "proximity", *, model=None, plan: str | None = 
   if unknown:
     raise ValueError(f"sampler {sampler!r} does not take {', '.join(unknown)}; allowed: "
                      f"{', '.join(accepted) or 'no options'} (the seed is the trainer's).")
+  if refresh_batches is not None:
+    _checks.check_int("refresh_batches", refresh_batches, low=1)
+  _checks.check_int("encode_batch_size", encode_batch_size, low=1)
+  for name, value in (("plan", plan), ("text_column", text_column), ("pair_column", pair_column)):
+    if value is not None and not isinstance(value, str):
+      raise ValueError(f"{name}={value!r} ({type(value).__name__}) is not supported; allowed: None or a "
+                       "string.")
+  if train_dataset is not None and plan is None:
+    samplers.make_sampler(sampler, len(train_dataset), 2, **options)  # the constructor checks the values
   return BatchSamplerFactory(
       train_dataset, sampler=sampler, model=model, plan=plan, refresh_batches=refresh_batches,
       text_column=text_column, pair_column=pair_column, encode_batch_size=encode_batch_size,

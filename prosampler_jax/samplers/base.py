@@ -4,7 +4,9 @@ A sampler turns (seed, epoch, window, embeddings) into an int32 index array ``[n
 (DESIGN §3.4). The trainer splits an epoch of ``N // B`` steps into windows of ``refresh_steps`` batches
 and calls ``sample(epoch, bank, num_batches=refresh_steps, window=w)`` for ``w = 0, 1, …``. To let the
 windows of one epoch cover as many items as possible, the sampler remembers which items the current
-epoch has already used (the *covered* mask) and prefers the others; that mask is the sampler's whole
+epoch has already used (the *covered* mask) and prefers the others. The mask remembers which window
+covered each item, so asking for a window again (a retry, ``sample_window(w)`` twice) forgets that window
+and the later ones first and gives the same batches for the same bank. That record is the sampler's whole
 state, so ``state_dict()`` / ``load_state_dict()`` make a resumed run continue identically.
 """
 
@@ -33,9 +35,10 @@ class BatchSampler(abc.ABC):
   """Base class: validates arguments, keeps the per-epoch covered mask, derives all randomness.
 
   Subclasses set ``needs_embeddings`` and implement ``_sample``; everything else lives here once.
-  Output is a pure function of (seed, epoch, window, embeddings) and of the windows already drawn in the
-  same epoch (the covered mask). Calling with ``window=0`` starts the epoch afresh, so a whole-epoch call
-  ``sample(epoch, embeddings)`` depends on its arguments only.
+  Output is a pure function of (seed, epoch, window, embeddings) and of the epoch's earlier windows as
+  drawn (the items they covered). Calling with ``window=0`` starts the epoch afresh, so a whole-epoch call
+  ``sample(epoch, embeddings)`` depends on its arguments only; asking for window w again gives the same
+  batches for the same bank, whatever later windows were drawn in between.
   """
 
   needs_embeddings: bool = True
@@ -51,7 +54,8 @@ class BatchSampler(abc.ABC):
     self.batch_size = _checks.check_int("batch_size", batch_size, low=2, high=self.num_examples)
     self.seed = _checks.check_int("seed", seed, low=0, high=_MAX_SEED)
     self._epoch = -1
-    self._covered = np.zeros(self.num_examples, dtype=bool)
+    # The window of the current epoch that first covered each item; -1: not covered yet.
+    self._covered_in = np.full(self.num_examples, -1, dtype=np.int32)
 
   # ---------------------------------------------------------------- public interface (DESIGN §3.4)
 
@@ -74,9 +78,11 @@ class BatchSampler(abc.ABC):
     num_batches = _checks.check_int("num_batches", num_batches, low=1)
     if embeddings is not None:
       embeddings = self._check_embeddings(embeddings)
-    if epoch != self._epoch or window == 0:
+    if epoch != self._epoch:
       self._epoch = epoch
-      self._covered[:] = False
+      self._covered_in[:] = -1
+    else:  # forget this window and the later ones: the covered mask as this window first saw it
+      self._covered_in[self._covered_in >= window] = -1
     if embeddings is None and self.needs_embeddings:
       batches = self._uniform_batches(epoch, window, num_batches)
     else:
@@ -85,7 +91,7 @@ class BatchSampler(abc.ABC):
     expected = (num_batches, self.batch_size)
     if batches.shape != expected:  # internal invariant, not a user error
       raise AssertionError(f"{type(self).__name__} returned shape {batches.shape}, expected {expected}.")
-    self._covered[batches.ravel()] = True
+    self._mark_covered(batches, window)
     return batches
 
   def window_info(self) -> dict[str, float]:
@@ -99,7 +105,8 @@ class BatchSampler(abc.ABC):
         "sampler": type(self).__name__,
         "params": self._params(),
         "epoch": int(self._epoch),
-        "covered": self._covered.copy(),
+        "covered": self._covered,
+        "covered_in": self._covered_in.copy(),
     }
 
   def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -122,10 +129,28 @@ class BatchSampler(abc.ABC):
     if covered.shape != (self.num_examples,) or covered.dtype != bool:
       raise ValueError(f"state['covered'] has shape {covered.shape} and dtype {covered.dtype}; allowed: "
                        f"bool of shape ({self.num_examples},).")
+    # An older state has the mask only: its items count as covered by the epoch's first window.
+    covered_in = np.asarray(state.get("covered_in", np.where(covered, 0, -1).astype(np.int32)))
+    if (covered_in.shape != covered.shape or covered_in.dtype != np.int32
+        or not np.array_equal(covered_in >= 0, covered)):
+      raise ValueError(f"state['covered_in'] has shape {covered_in.shape} and dtype {covered_in.dtype} or "
+                       "disagrees with state['covered']; allowed: int32 of the same shape, ≥ 0 exactly "
+                       "where covered.")
     self._epoch = epoch
-    self._covered = covered.copy()
+    self._covered_in = covered_in.astype(np.int32, copy=True)
 
   # ---------------------------------------------------------------- for subclasses
+
+  @property
+  def _covered(self) -> np.ndarray:
+    """bool ``[N]``: the items the current epoch's windows so far have used (a fresh array)."""
+    return self._covered_in >= 0
+
+  def _mark_covered(self, batches: np.ndarray, window: int) -> None:
+    """Records the items of ``batches`` as covered by ``window`` (items covered before keep their window)."""
+    items = np.asarray(batches).ravel()
+    items = items[self._covered_in[items] < 0]
+    self._covered_in[items] = window
 
   @abc.abstractmethod
   def _sample(self, epoch: int, window: int, num_batches: int, embeddings) -> np.ndarray:

@@ -96,6 +96,7 @@ class EpochOrderSampler(base.BatchSampler):
       rng = self._rng(epoch, window, base.SALT_REPEAT)
       parts += [self._order[rng.permutation(len(self._order))]
                 for _ in range(-(-missing // len(self._order)))]
-    elif missing > 0:  # past what the epoch's batches hold: uniform rows, not new batches of all N
+    elif missing > 0:  # past what the epoch's batches hold: uniform rows of the items no row has used yet
+      self._mark_covered(parts[0], window)
       parts.append(self._uniform_batches(epoch, window, missing))
     return np.concatenate(parts)[:num_batches]

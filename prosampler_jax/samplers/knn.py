@@ -14,7 +14,8 @@ class KnnSampler(base.BatchSampler):
   """Each batch is a random anchor plus its B − 1 exact nearest neighbours by cosine.
 
   The hardest possible batches; ProSampler (KDD'23) shows they train *worse* than uniform ones because
-  they are full of false negatives. Anchors are drawn from the items this epoch has not covered yet.
+  they are full of false negatives. Anchors are drawn without replacement from the items this epoch's
+  earlier windows have not covered (a window's batches are made at once, so they may overlap).
   """
 
   bank_on_device = True

@@ -22,7 +22,9 @@ class ProximitySampler(base.BatchSampler):
   the kNN graph (hardest negatives, most false negatives). ``restart_prob`` α keeps walks near the start.
   The reference decays α by 0.02 per epoch down to 0.05; here the schedule is off by default
   (``restart_decay=0``) and, when on, α_e = max(restart_prob − restart_decay · e, min_restart_prob).
-  Start items are drawn without replacement from the items this epoch has not covered yet.
+  Start items are drawn without replacement from the items this epoch's earlier windows have not covered
+  (one window's walks run at once, so a start may be an item another walk of the same window also
+  collects; with one window per epoch the starts are simply distinct).
   ``candidate_draw`` (``graph.CANDIDATE_DRAWS``): "per_row" draws each row's candidates independently
   (the paper), "shared" lets groups of rows share a draw (faster, correlated rows; opt-in).
 
