@@ -85,6 +85,16 @@ SWEEPS = {
         "metric": "svm_acc",
         "paper": "ProSampler Table 4, NCI1 row (swap --config for the other TU rows)",
     },
+    # ProSampler's own axes on NCI1, a follow-up of graphcl_tu_samplers (pair it with that sweep's runs via
+    # summarize.follow_up): the restart probability α at both ends, and M = N (the kNN graph, hardest).
+    "graphcl_nci1_prosampler": {
+        "config": "experiments/configs/graphcl_nci1.py",
+        "grid": [{"sampler": ["proximity"], "alpha": [0.05, 0.5]},
+                 {"sampler": ["proximity"], "M": [None]}],
+        "seeds": [0, 1, 2, 3, 4],
+        "metric": "svm_acc",
+        "paper": "ProSampler Fig. 4-5 axes (α, M = N) on NCI1",
+    },
     # ProSampler's t (refresh interval) ablation.
     "prosampler_stl10_refresh": {
         "config": "experiments/configs/simclr_stl10.py",
