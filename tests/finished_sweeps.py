@@ -9,9 +9,10 @@ import os
 from experiments.ablations import runner
 
 
-def graphcl_config(sampler: str, seed: int, margin: float | None = None, epochs: int = 20) -> dict:
+def graphcl_config(sampler: str, seed: int, margin: float | None = None, epochs: int = 20,
+                   restart_prob: float = 0.2) -> dict:
   """The part of a GraphCL run's config that pairing compares."""
-  return {"seed": seed, "num_epochs": epochs, "sampler": {"name": sampler},
+  return {"seed": seed, "num_epochs": epochs, "sampler": {"name": sampler, "restart_prob": restart_prob},
           "loss": {"name": "graphcl", "false_negative_margin": margin}}
 
 
@@ -48,3 +49,12 @@ def margin_follow_up(parent: str) -> tuple[str, str]:
       ({"sampler": "proximity", "margin": 0.95, "seed": seed}, graphcl_config("proximity", seed, 0.95), acc)
       for seed, acc in enumerate((0.80, 0.78, 0.81, 0.9))])
   return comparison, margin
+
+
+def alpha_follow_up(parent: str) -> str:
+  """Beside ``margin_follow_up``'s comparison: a follow-up sweep of ProSampler's restart probability
+  (α = 0.05; seeds 0-2). α − uniform per seed: +0.03, +0.03, 0.00; α − ProSampler: +0.02, 0.00, +0.01."""
+  return write_sweep(parent, "alpha", [
+      ({"sampler": "proximity", "alpha": 0.05, "seed": seed},
+       graphcl_config("proximity", seed, restart_prob=0.05), acc)
+      for seed, acc in enumerate((0.81, 0.80, 0.79))])

@@ -170,8 +170,10 @@ def test_the_notebook_runs_top_to_bottom_on_the_results_and_renders_as_html(swee
   summarize.summarize(sweep_dir)  # the documented order: sweep, summarize (tables, plots), notebook
   written = {name: os.path.getmtime(os.path.join(sweep_dir, name))
              for name in os.listdir(sweep_dir) if name.startswith("summary") or name.endswith(".png")}
-  # Beside it, a graph comparison and a follow-up sweep of ProSampler with the false-negative margin.
+  # Beside it, a graph comparison and two follow-up sweeps: ProSampler with the false-negative margin, and
+  # ProSampler with another restart probability.
   follow_up = finished_sweeps.margin_follow_up(os.path.dirname(sweep_dir))
+  follow_up += (finished_sweeps.alpha_follow_up(os.path.dirname(sweep_dir)),)
   try:
     html, executed = render.render(os.path.dirname(sweep_dir), str(tmp_path / "out" / "reproduce.html"))
   finally:
@@ -180,11 +182,15 @@ def test_the_notebook_runs_top_to_bottom_on_the_results_and_renders_as_html(swee
   notebook = nbformat.read(executed, as_version=4)
   outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
   assert not [o for o in outputs if o.output_type == "error"]
-  text = json.dumps([o.get("data", {}).get("text/markdown", o.get("text", "")) for o in outputs])
-  assert "3 sweep(s)" in text and "### tiny (8/8 runs)" in text and "| proximity | 200 | 2 |" in text
+  text = json.dumps([o.get("data", {}).get("text/markdown", o.get("text", "")) for o in outputs],
+                    ensure_ascii=False)
+  assert "4 sweep(s)" in text and "### tiny (8/8 runs)" in text and "| proximity | 200 | 2 |" in text
   assert "#### margin, paired with comparison" in text
   assert ("ProSampler (margin=0.95) vs ProSampler without the margin: +0.67 points" in text
           and "ProSampler (margin=0.95) vs uniform batches: +1.67 points" in text)
+  assert "#### alpha, paired with comparison" in text
+  assert ("ProSampler (α=0.05) vs ProSampler as the comparison ran it: +1.00 points" in text
+          and "ProSampler (α=0.05) vs uniform batches: +2.00 points" in text)
   assert sum("image/png" in o.get("data", {}) for o in outputs) == 5
   # Ours first: our tables and plots come before the papers' numbers.
   headings = [c.source.splitlines()[0] for c in notebook.cells if c.cell_type == "markdown"]
