@@ -188,6 +188,9 @@ def test_the_notebook_runs_top_to_bottom_on_the_results_and_renders_as_html(swee
   assert "#### margin, paired with comparison" in text
   assert ("ProSampler (margin=0.95) vs ProSampler without the margin: +0.67 points" in text
           and "ProSampler (margin=0.95) vs uniform batches: +1.67 points" in text)
+  # The paper's NCI1 gain (+1.06) against the comparison's three seeds (differences +1, +3, −1 points).
+  assert ("inside our interval, but ours includes 0: consistent, not confirmed. These seeds would find a true "
+          "gain of that size 9% of the time." in text)
   assert "#### alpha, paired with comparison" in text
   assert ("ProSampler (α=0.05) vs ProSampler as the comparison ran it: +1.00 points" in text
           and "ProSampler (α=0.05) vs uniform batches: +2.00 points" in text)
@@ -278,6 +281,39 @@ def test_paired_rows_compare_each_sampler_with_uniform_on_the_seeds_both_ran():
   assert summarize.paired_rows(runs[4:], "svm_acc", {"sampler": "uniform"}) == []  # no uniform runs
 
 
+def test_the_detectable_difference_is_found_four_times_in_five():
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  for n in (2, 3, 5):
+    delta = summarize.detectable_difference(0.01, n)
+    seeds = rng.normal(delta, 0.01, size=(40000, n))  # paired differences around a true delta
+    t = seeds.mean(axis=1) / (seeds.std(axis=1, ddof=1) / np.sqrt(n))
+    assert abs((np.abs(t) > stats.t.ppf(0.975, n - 1)).mean() - 0.8) < 0.01, n
+
+
+def test_ties_within_float_rounding_and_a_single_seed_are_not_read_as_more_than_they_are():
+  runs = [{"point": {"sampler": s, "seed": seed}, "svm_acc": acc}
+          for s, accs in (("uniform", (0.5, 0.25, 0.75)),
+                          ("tail", (0.5000000000000001, 0.3, 0.8)),
+                          ("cluster", (0.625, 0.375, 0.875)))  # exactly +0.125 on every seed
+          for seed, acc in enumerate(accs)]
+  runs += [{"point": {"sampler": "fixed", "seed": 0}, "svm_acc": 0.52}]
+  rows = {r["axes"]["sampler"]: r for r in summarize.paired_rows(runs, "svm_acc", {"sampler": "uniform"})}
+  # The same accuracy summed in another order (a difference of 1e-16) is a tie, not a loss.
+  assert rows["tail"]["differences"][0] == 0.0 and (rows["tail"]["wins"], rows["tail"]["losses"]) == (2, 0)
+  # Every seed moved by the same amount: no spread, p = 0 (as the verdict says: resolved).
+  assert rows["cluster"]["p_value"] == 0.0
+  (verdict,) = summarize.paired_conclusions([rows["cluster"]])
+  assert "resolved: better than uniform batches" in verdict and "not resolved" not in verdict
+  # One seed has no spread to show.
+  assert np.isnan(rows["fixed"]["std"])
+  table = summarize.paired_markdown([rows["fixed"]], "svm_acc", {"sampler": "uniform"})
+  assert "| sampler=fixed | 1 | +0.0200 ± – |" in table
+  assert "| uniform | 1 | 0.8000 ± – |" in summarize.markdown_table(
+      summarize.summary_rows([{"point": {"sampler": "uniform", "seed": 0}, "svm_acc": 0.8}], ("svm_acc",)),
+      ("svm_acc",))
+
+
 def test_paired_conclusions_say_what_the_seeds_resolve_and_what_they_cannot():
   row = lambda sampler, diffs, metric="svm_acc": {
       "axes": {"sampler": sampler}, "metric": metric, "seeds": list(range(len(diffs))),
@@ -291,7 +327,9 @@ def test_paired_conclusions_say_what_the_seeds_resolve_and_what_they_cannot():
   assert clear == ("ProSampler vs uniform batches: +1.10 points, 95% interval [+0.90, +1.30] over 5 paired "
                    "seeds (better on 5, worse on 0); resolved: better than uniform batches.")
   assert unclear.startswith("TBS vs uniform batches: -0.10 points") and "not resolved" in unclear
-  assert "(better on 2, worse on 2)" in unclear and "smaller than ±1.78 points" in unclear  # std 1.432
+  assert "(better on 2, worse on 2)" in unclear and "only a mean beyond ±1.78 points would be" in unclear
+  # std 1.432 points: a true difference of 1.35 × 1.78 = 2.41 points shows 4 times in 5 (noncentral t).
+  assert "find a true difference 4 times in 5 only from ±2.41 points" in unclear
   assert single == "cluster batches vs uniform batches: +2.00 points on 1 seed; one seed cannot resolve anything."
   # STS Spearman is stored × 100 already: its differences are points as they are.
   (sts,) = summarize.paired_conclusions([row("proximity", [1.0, 1.2, 1.1, 0.9, 1.3], metric="stsb_dev")])

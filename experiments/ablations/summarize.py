@@ -33,6 +33,8 @@ STATS = ("mean_neg_cos", "false_negative_rate")  # batch hardness and wrong nega
 # Metrics stored as fractions in [0, 1]: a "point" is 0.01 of them. The STS metrics are already
 # Spearman × 100, so one of their units is a point.
 _FRACTION_METRICS = ("knn_accuracy", "linear_accuracy", "svm_acc")
+# Paired differences this small are float rounding (one score summed in another order), not a win or loss.
+TIE = 1e-9
 # A sampler comparison's columns besides the task's metrics: what every task has (the loss gap, L^Global −
 # L^Train of the last window, where the task has item pairs; the margin-dropped rate under a false-negative
 # margin; a column no run has is left out of the table).
@@ -140,8 +142,15 @@ def metric_of(spec: dict, runs: list[dict]) -> str:
 
 
 def mean_std(values) -> tuple[float, float]:
-  """Mean and sample standard deviation (ddof=1; 0 for a single value) over seeds."""
-  return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+  """Mean and sample standard deviation (ddof=1) over seeds; NaN for a single value (one seed says
+  nothing about the spread: tables print it as "± –")."""
+  return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
+def plus_minus(mean: float, std: float, spec: str = ".4f") -> str:
+  """"mean ± std" in format ``spec`` ("+.4f" for signed differences); "mean ± –" when one seed left the
+  spread undefined."""
+  return f"{mean:{spec}} ± " + ("–" if np.isnan(std) else f"{std:{spec.lstrip('+')}}")
 
 
 @contextlib.contextmanager
@@ -187,7 +196,7 @@ def markdown_table(rows: list[dict], columns: tuple[str, ...]) -> str:
   saved before a figure existed have nothing to show in it)."""
   axes = list(dict.fromkeys(k for row in rows for k in row["axes"]))
   columns = tuple(c for c in columns if any(row.get(c) is not None for row in rows))
-  cell = lambda v: "–" if v is None else f"{v[0]:.4f} ± {v[1]:.4f}"
+  cell = lambda v: "–" if v is None else plus_minus(v[0], v[1])
   lines = ["| " + " | ".join(axes + ["seeds", *columns]) + " |",
            "|" + "---|" * (len(axes) + 1 + len(columns))]
   for row in rows:
@@ -236,7 +245,7 @@ def plot_axis(rows: list[dict], axis: str, column: str, path: str, title: str) -
       ax.errorbar(x, mean, yerr=std, marker="o", capsize=4, label=sampler_label(dict(rest)) if rest
                   else column_label(column))
     for mean, std, _ in baselines:
-      ax.axhline(mean, color="gray", linestyle="--", label=f"uniform ({mean:.3f} ± {std:.3f})")
+      ax.axhline(mean, color="gray", linestyle="--", label=f"uniform ({plus_minus(mean, std, '.3f')})")
     if axis == "M" and max(v[0] for pts in lines.values() for v in pts) / max(
         1e-9, min(v[0] for pts in lines.values() for v in pts)) >= 20:
       ax.set_xscale("log")
@@ -350,9 +359,14 @@ def paired_rows(runs: list[dict], metric: str, reference: dict) -> list[dict]:
     diffs = np.array([values[s] - base[s] for s in seeds])
     if not len(diffs):
       continue
+    diffs[np.abs(diffs) <= TIE] = 0.0  # the same score summed in another order is a tie, not a loss
     mean, std = mean_std(diffs)
-    p = float(stats.ttest_rel([values[s] for s in seeds], [base[s] for s in seeds]).pvalue) if (
-        len(diffs) > 1 and std > 0) else None
+    if len(diffs) < 2 or not diffs.any():
+      p = None
+    elif std == 0:  # every seed moved by the same amount: no spread left to explain it
+      p = 0.0
+    else:
+      p = float(stats.ttest_rel([values[s] for s in seeds], [base[s] for s in seeds]).pvalue)
     rows.append({"axes": dict(key), "metric": metric, "seeds": seeds, "differences": diffs.tolist(),
                  "mean": mean, "std": std,
                  "wins": int((diffs > 0).sum()), "losses": int((diffs < 0).sum()), "p_value": p})
@@ -426,7 +440,8 @@ def paired_markdown(rows: list[dict], metric: str, reference: dict) -> str:
     point = ", ".join(f"{k}={v}" for k, v in row["axes"].items())
     per_seed = " ".join(f"{d:+.4f}" for d in row["differences"])
     p = "–" if row["p_value"] is None else f"{row['p_value']:.3f}"
-    lines.append(f"| {point} | {len(row['seeds'])} | {row['mean']:+.4f} ± {row['std']:.4f} | {per_seed} | "
+    difference = plus_minus(row["mean"], row["std"], "+.4f")
+    lines.append(f"| {point} | {len(row['seeds'])} | {difference} | {per_seed} | "
                  f"{row['wins']} / {row['losses']} | {p} |")
   return "\n".join(lines)
 
@@ -436,11 +451,32 @@ def points_per_unit(metric: str | None) -> float:
   return 100.0 if metric in _FRACTION_METRICS else 1.0
 
 
+def detection_probability(difference: float, std: float, n: int) -> float:
+  """How often a two-sided paired t-test at 5% on ``n`` seeds finds a true mean ``difference`` when the
+  seeds' differences spread by ``std`` (its power, from the noncentral t)."""
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+  df, critical = n - 1, float(stats.t.ppf(0.975, n - 1))
+  shift = abs(difference) * np.sqrt(n) / std
+  # The far lower tail is negligible, and scipy's noncentral t returns NaN for it at large shifts.
+  return float(stats.nct.sf(critical, df, shift) + np.nan_to_num(stats.nct.cdf(-critical, df, shift)))
+
+
+def detectable_difference(std: float, n: int, power: float = 0.8) -> float:
+  """The true mean difference a two-sided paired t-test at 5% finds with probability ``power`` on ``n``
+  seeds whose differences spread by ``std``: 1.3–1.4× the 95% interval's half-width for 3–10 seeds,
+  since a true difference equal to the half-width is found only about half the time."""
+  from scipy import optimize  # pylint: disable=g-import-not-at-top
+  # Solved in standard errors (the noncentrality), below 20 from n = 2 on.
+  shift = optimize.brentq(lambda shift: detection_probability(shift / np.sqrt(n), 1.0, n) - power, 0.0, 30.0)
+  return float(shift * std / np.sqrt(n))
+
+
 def paired_conclusions(rows: list[dict], reference: str = "uniform batches") -> list[str]:
   """One plain sentence per ``paired_rows`` row: the mean difference in points (``points_per_unit`` of the
   row's metric), its 95% confidence interval from the paired seeds (Student t), wins / losses, and
-  whether the seeds resolve it (the interval excludes 0) — so a report says what its seeds can and cannot
-  tell apart."""
+  whether the seeds resolve it (the interval excludes 0); when not, the difference they would find 4
+  times in 5 (``detectable_difference``) — so a report says what its seeds can and cannot tell apart.
+  Each comparison is tested on its own (no correction for the several a sweep makes)."""
   from scipy import stats  # pylint: disable=g-import-not-at-top
   lines = []
   for row in rows:
@@ -455,8 +491,12 @@ def paired_conclusions(rows: list[dict], reference: str = "uniform batches") -> 
                    "batches).")
       continue
     half = float(stats.t.ppf(0.975, n - 1)) * scale * row["std"] / np.sqrt(n)
-    verdict = (f"resolved: {'better' if mean > 0 else 'worse'} than {reference}" if abs(mean) > half else
-               f"not resolved: these seeds cannot tell differences smaller than ±{half:.2f} points apart")
+    if abs(mean) > half:
+      verdict = f"resolved: {'better' if mean > 0 else 'worse'} than {reference}"
+    else:
+      detectable = scale * detectable_difference(row["std"], n)
+      verdict = (f"not resolved: only a mean beyond ±{half:.2f} points would be, and these seeds find a "
+                 f"true difference 4 times in 5 only from ±{detectable:.2f} points")
     lines.append(f"{name} vs {reference}: {mean:+.2f} points, 95% interval [{mean - half:+.2f}, "
                  f"{mean + half:+.2f}] over {n} paired seeds (better on {row['wins']}, worse on {row['losses']}); "
                  f"{verdict}.")
