@@ -253,6 +253,8 @@ def test_samplers_png_has_one_point_per_sampler_with_a_swept_sampler_at_its_refe
   assert summarize.sampler_label({"sampler": "proximity"}, {"M": 500, "K": 50, "alpha": 0.2, "B": 128}) == \
       "ProSampler (M=500, K=50, α=0.2)"
   assert summarize.sampler_label({"sampler": "tail"}, {"quantile": None}) == "TBS"
+  # A swept M = None is the kNN graph (every other item a candidate), not a setting to leave out.
+  assert summarize.sampler_label({"sampler": "proximity", "M": None}) == "ProSampler (M=N)"
   reference = summarize.reference_setting(sweeps.SWEEPS["offline_digits"])
   assert reference["M"] == 200 and reference["alpha"] == 0.2  # the spec's, over simclr_digits' M = 500
   assert summarize.reference_setting(SPEC)["M"] == 500  # no "reference": the base config's value

@@ -49,6 +49,8 @@ _AXIS_LABELS = {"M": "candidates M", "alpha": "restart probability α", "K": "ne
 SAMPLER_NAMES = {"uniform": "uniform", "proximity": "ProSampler", "knn": "kNN", "tail": "TBS",
                  "partition": "B3 partition", "cluster": "cluster batches", "fixed": "fixed batches"}
 _SETTING_NAMES = {"alpha": "α", "quantile": "q"}
+# What a swept None means, where it means something (M = None: every other item is a candidate).
+_NONE_MEANS = {"M": "N"}
 COLUMN_LABELS = {"knn_accuracy": "kNN accuracy", "linear_accuracy": "linear-probe accuracy",
                  "svm_acc": "SVM accuracy (%)", "stsb_dev": "STS-B dev (Spearman)", "stsb": "STS-B test (Spearman)",
                  "average": "STS average (Spearman)", "mean_neg_cos": "hardness: mean negative cosine",
@@ -65,7 +67,7 @@ def sampler_label(axes: dict, reference: dict | None = None) -> str:
   sampler's own settings it did not sweep, from ``reference`` (``reference_setting``) when given."""
   sampler = axes.get("sampler")
   settings = {k: (reference or {}).get(k) for k in _SAMPLER_SETTINGS.get(sampler, ())}
-  settings.update({k: v for k, v in axes.items() if k != "sampler"})
+  settings.update({k: _NONE_MEANS.get(k) if v is None else v for k, v in axes.items() if k != "sampler"})
   others = ", ".join(f"{_SETTING_NAMES.get(k, k)}={v}" for k, v in settings.items() if v is not None)
   name = SAMPLER_NAMES.get(sampler, str(sampler))
   return f"{name} ({others})" if others else name
