@@ -45,6 +45,6 @@ def make_sampler(name: str, num_examples: int, batch_size: int, **kwargs) -> Bat
   return cls(num_examples, batch_size, **kwargs)
 
 
-__all__ = ["BatchSampler", "ClusterSampler", "FixedSampler", "KnnSampler", "PartitionSampler", "ProximitySampler",
-           "SAMPLERS", "TailSampler", "UniformSampler", "keyword_arguments", "make_sampler",
-           "sampler_input"]
+__all__ = ["BatchSampler", "ClusterSampler", "FixedSampler", "KnnSampler", "PartitionSampler",
+           "ProximitySampler", "SAMPLERS", "TailSampler", "UniformSampler", "keyword_arguments",
+           "make_sampler", "sampler_input"]
