@@ -72,6 +72,23 @@ class DivergenceMonitor:
     self._interval.clear()
     return means
 
+  def interval_state(self) -> dict[str, dict]:
+    """The open logging interval's recorded values, for a checkpoint (host floats with their dtype;
+    syncs): restored by :meth:`restore_interval`, a resumed run's next log averages the same steps as an
+    uninterrupted run's, not only those the new process ran."""
+    state = {}
+    for key in (self._interval[0] if self._interval else ()):
+      values = [np.asarray(m[key]) for m in self._interval]
+      state[key] = {"dtype": values[0].dtype.name, "values": [v.item() for v in values]}
+    return state
+
+  def restore_interval(self, state: dict[str, dict]) -> None:
+    """Puts back the steps of ``interval_state()`` ahead of any recorded since (an older checkpoint
+    without them: ``{}``, the interval starts empty)."""
+    count = len(next(iter(state.values()))["values"]) if state else 0
+    self._interval[:0] = [{k: np.asarray(v["values"][i], v["dtype"]) for k, v in state.items()}
+                          for i in range(count)]
+
   def check(self) -> float | None:
     """Waits for the recorded steps; raises TrainingDiverged at the first unhealthy one, else returns
     the last recorded loss (None if nothing was recorded) and forgets the recorded steps."""

@@ -363,6 +363,7 @@ class _Run:
     state, host, meta = self.ckpt.restore(latest, checkpoint.abstract_like(state))
     self.feeder.load(host, meta)
     self.history = meta["history"]
+    self.monitor.restore_interval(meta.get("log_interval", {}))
     logging.info("Resumed from %s at step %d.", self.ckpt_dir, latest)
     return state
 
@@ -447,6 +448,7 @@ class _Run:
       return
     host, meta = self.feeder.state()
     meta["history"] = self.history
+    meta["log_interval"] = self.monitor.interval_state()  # the steps since the last log
     self.ckpt.save(step, state, host, meta, self.fingerprint)
 
   def close(self) -> None:

@@ -1,5 +1,7 @@
 """Tests for the divergence monitor: the first unhealthy step, found without syncing every step."""
 
+import json
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -51,3 +53,24 @@ def test_interval_means_average_every_step_since_the_last_log_across_checks():
   assert means["loss"] == pytest.approx(3.0) and means["contrastive_accuracy"] == pytest.approx(0.5)
   assert means["grad_norm"] == pytest.approx(2.0) and monitor.interval_means() == {}
   assert "step" not in means  # the step number is not a metric to average
+
+
+def test_a_checkpointed_interval_resumes_into_the_same_means():
+  # A run saved between two logs (steps 1-2 recorded), resumed in a new process (step 3 recorded there):
+  # its next log averages steps 1-3, exactly as the uninterrupted run's did.
+  losses = (0.1, 0.7, 1.3)
+  straight, saved = _monitor(), _monitor()
+  for step, loss in enumerate(losses, 1):
+    straight.record(step, _metrics(step, loss=loss, grad_norm=loss / 3))
+  for step, loss in enumerate(losses[:2], 1):
+    saved.record(step, _metrics(step, loss=loss, grad_norm=loss / 3))
+  saved.check()
+  state = json.loads(json.dumps(saved.interval_state()))  # it travels in the checkpoint's JSON meta
+  resumed = _monitor()
+  resumed.record(3, _metrics(3, loss=losses[2], grad_norm=losses[2] / 3))
+  resumed.restore_interval(state)
+  assert resumed.interval_means() == straight.interval_means()  # bit for bit: same values, same order
+  older = _monitor()  # a checkpoint saved before the interval was kept: only its own steps
+  older.restore_interval({})
+  older.record(3, _metrics(3, loss=2.0))
+  assert older.interval_means()["loss"] == 2.0

@@ -103,10 +103,16 @@ def test_the_svm_runs_on_the_configured_number_of_processes(monkeypatch):
     ("eval.svm_seeds", 0, "config.eval.svm_seeds"),
     ("eval.svm_jobs", 0, "config.eval.svm_jobs=0"),
     ("model.num_layers", 0, "config.model.num_layers"),
+    ("eval.svm_folds", 1, r"config.eval.svm_folds=1 is out of range; allowed: \[2, inf\]"),
+    ("eval.svm_folds", 100, r"config.eval.svm_folds=100 does not fit MUTAG's labels: .*class 0 has 63"),
+    ("graph.max_degree", 0, r"config.graph.max_degree=0 is out of range"),
 ])
 def test_bad_config_values_name_their_key(tmp_path, key, value, match):
   with pytest.raises(ValueError, match=match):
     train.train_and_evaluate(tiny_config(**{key: value}), str(tmp_path))
+  # Refused before any training: no checkpoint (the SVM's folds used to fail after it, on a workdir the
+  # corrected config could no longer resume).
+  assert not os.path.exists(tmp_path / "checkpoints")
 
 
 def test_a_missing_dataset_says_where_to_get_it(tmp_path):

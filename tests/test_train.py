@@ -552,3 +552,28 @@ def test_resuming_on_other_data_is_refused_by_name_before_any_restore(tmp_path, 
   # The same data resumes.
   assert train.train_and_evaluate(config(), str(tmp_path),
                                   task=tiny_tasks.DigitVectorsTask(dropout=0.2))["steps"] == 10
+
+
+def test_the_first_log_after_a_resume_averages_the_whole_interval(tmp_path, vector_task, monkeypatch):
+  # Logs every 4 steps; the run stops at steps 10 and 19 (between logs) and resumes: its train/* figures
+  # are those of the uninterrupted run, the steps before each stop included.
+  logged = []
+  writer = train._SummaryWriter  # pylint: disable=protected-access
+  original = writer.scalars
+  monkeypatch.setattr(writer, "scalars", lambda self, step, values: (
+      logged.append({(step, k): v for k, v in values.items()
+                     if k.startswith("train/") and k != "train/steps_per_second"}),
+      original(self, step, values))[1])
+  config = lambda **kw: tiny_tasks.tiny_loop_config(log_every_steps=4, num_epochs=1, **kw)
+
+  def figures(*stops):
+    logged.clear()
+    for stop in stops:
+      train.train_and_evaluate(config(stop_after_steps=stop), str(tmp_path / str(stops)), task=vector_task)
+    train.train_and_evaluate(config(), str(tmp_path / str(stops)), task=vector_task)
+    return {k: v for entry in logged for k, v in entry.items()}
+
+  straight, resumed = figures(), figures(10, 9)
+  assert sorted(straight) == sorted(resumed) and (12, "train/loss") in straight
+  for key, value in straight.items():
+    assert resumed[key] == pytest.approx(value, rel=1e-5), key

@@ -27,8 +27,9 @@ def _check_sequence(name: str, value, check) -> tuple:
   return tuple(check(f"{name}[{i}]", item) for i, item in enumerate(value))
 
 
-def _check_labels(labels, *, num_items: int, num_folds: int, inner_folds: int) -> np.ndarray:
-  """Integer labels ``[num_items]`` (>= 0), >= 2 classes, each large enough for both CV levels."""
+def check_labels(labels, *, num_items: int, num_folds: int, inner_folds: int = 5) -> np.ndarray:
+  """Integer labels ``[num_items]`` (>= 0), >= 2 classes, each large enough for both CV levels: what
+  ``svm_accuracy`` needs, checkable before training (a task checks its config's fold count with it)."""
   y = np.asarray(labels)
   if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
     raise ValueError(f"labels must be a rank-1 integer array [N], got shape {y.shape} "
@@ -76,7 +77,7 @@ def svm_accuracy(features, labels, *, seeds=(0,), num_folds: int = 10, inner_fol
     raise ValueError("n_jobs=0 is not supported; allowed: None, -1 or a positive integer.")
   _checks.check_embeddings("features", features)  # validation only: it returns a float32 copy
   x = np.asarray(features).astype(np.float64)  # what SVC computes in; float64 inputs stay exact
-  y = _check_labels(labels, num_items=x.shape[0], num_folds=num_folds, inner_folds=inner_folds)
+  y = check_labels(labels, num_items=x.shape[0], num_folds=num_folds, inner_folds=inner_folds)
 
   seed_means, seed_stds = [], []
   for seed in seeds:

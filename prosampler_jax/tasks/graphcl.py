@@ -33,6 +33,7 @@ from prosampler_jax import _checks
 from prosampler_jax import graph_views
 from prosampler_jax import losses
 from prosampler_jax.data import graphs as graphs_lib
+from prosampler_jax.evaluation import svm
 from prosampler_jax.evaluation import svm_accuracy
 from prosampler_jax.models.gin import GraphCLModel
 from prosampler_jax.normalize import pair_rows
@@ -64,6 +65,8 @@ class GraphCLTask:
     jobs = _checks.check_int("config.eval.svm_jobs", config.eval.svm_jobs, low=-1)
     if jobs == 0:
       raise ValueError("config.eval.svm_jobs=0; allowed: -1 (every core) or a positive process count.")
+    folds = _checks.check_int("config.eval.svm_folds", config.eval.svm_folds, low=2)
+    _checks.check_int("config.graph.max_degree", config.graph.max_degree, low=1)
     seeds = config.eval.svm_seeds
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
       raise ValueError(f"config.eval.svm_seeds={seeds!r}; allowed: an integer >= 1 (the number of "
@@ -80,6 +83,11 @@ class GraphCLTask:
     self._buckets = graphs_lib.SizeBuckets.for_dataset(self._dataset)
     self.num_examples = len(self._dataset)
     self.pretrain_labels = self._dataset.labels
+    try:  # the final SVM's folds must fit every class: known now, not after training
+      svm.check_labels(self.pretrain_labels, num_items=self.num_examples, num_folds=folds)
+    except ValueError as error:
+      raise ValueError(f"config.eval.svm_folds={folds} does not fit {config.dataset}'s labels: {error}"
+                       ) from None
     self._label_ids = exclusion_labels(config, self.pretrain_labels)
     self.num_features = config.model.num_layers * config.model.hidden
     self.bank_dim = 2 * self.num_features
