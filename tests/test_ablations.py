@@ -287,6 +287,8 @@ def test_the_detectable_difference_is_found_four_times_in_five():
   from scipy import stats  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   for n in (2, 3, 5):
+    # No true difference: the test's own 5% two-sided false alarms, both tails counted.
+    assert summarize.detection_probability(0.0, 0.01, n) == pytest.approx(0.05, abs=1e-9)
     delta = summarize.detectable_difference(0.01, n)
     seeds = rng.normal(delta, 0.01, size=(40000, n))  # paired differences around a true delta
     t = seeds.mean(axis=1) / (seeds.std(axis=1, ddof=1) / np.sqrt(n))

@@ -18,6 +18,8 @@ from sklearn.svm import SVC
 from prosampler_jax import _checks
 
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
+# The inner cross-validation that picks C on each outer training fold (GraphCL's evaluation).
+INNER_FOLDS = 5
 
 
 def _check_sequence(name: str, value, check) -> tuple:
@@ -27,7 +29,8 @@ def _check_sequence(name: str, value, check) -> tuple:
   return tuple(check(f"{name}[{i}]", item) for i, item in enumerate(value))
 
 
-def check_labels(labels, *, num_items: int, num_folds: int, inner_folds: int = 5) -> np.ndarray:
+def check_labels(labels, *, num_items: int, num_folds: int,
+                 inner_folds: int = INNER_FOLDS) -> np.ndarray:
   """Integer labels ``[num_items]`` (>= 0), >= 2 classes, each large enough for both CV levels: what
   ``svm_accuracy`` needs, checkable before training (a task checks its config's fold count with it)."""
   y = np.asarray(labels)
@@ -57,7 +60,7 @@ def check_labels(labels, *, num_items: int, num_folds: int, inner_folds: int = 5
   return y
 
 
-def svm_accuracy(features, labels, *, seeds=(0,), num_folds: int = 10, inner_folds: int = 5,
+def svm_accuracy(features, labels, *, seeds=(0,), num_folds: int = 10, inner_folds: int = INNER_FOLDS,
                  c_grid=C_GRID, n_jobs: int | None = None) -> dict[str, float]:
   """Stratified k-fold accuracy of a C-searched RBF SVC on frozen graph embeddings ``[G, D]``.
 
